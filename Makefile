@@ -1,0 +1,54 @@
+# Two commands matter: `make demo` and `make test`. Each does all the set-up it needs on a fresh
+# machine and skips what is already done, so the second run starts in seconds.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+# The ledger database; the CLI, tests and demo read it from this Airflow connection.
+export AIRFLOW_CONN_LEDGER_DEFAULT ?= postgresql://postgres@127.0.0.1:5432/ledger
+
+.PHONY: help setup demo test test-fast test-e2e lint bench clean
+
+help:
+	@echo "make demo   - set up, start the HubSpot sandbox, run an integration's DAG, show the ledger"
+	@echo "make test   - set up and run the whole test suite (lint, unit, integration, end-to-end)"
+	@echo "make test-fast - unit tests only (seconds)"
+	@echo "make lint   - ruff + mypy"
+	@echo "make bench  - benchmarks, report in bench/report.md"
+
+# Re-installs only when the pins change.
+$(STAMP): requirements.txt constraints.txt pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found" >&2; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
+		-r requirements.txt -c constraints.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m hubspot_ledger.demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: $(STAMP) lint
+	$(BIN)/pytest
+
+test-fast: $(STAMP)
+	$(BIN)/pytest -m unit -q
+
+test-e2e: $(STAMP)
+	$(BIN)/pytest -m e2e
+
+bench: $(STAMP)
+	$(BIN)/python -m hubspot_ledger.bench
+
+clean:
+	rm -rf $(VENV) .airflow .airflow-test .demo .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""HubSpot → ledger sync: hooks, sync layers, operator CLI and the HubSpot sandbox."""

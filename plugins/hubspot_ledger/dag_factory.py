@@ -1,0 +1,154 @@
+"""One DAG per HubSpot integration in the ledger (DESIGN.md, "Data flow").
+
+The DAG file calls `build_dags()` at parse time. The factory's only I/O is one bounded read of
+the ledger (which integrations exist). When the ledger cannot be read, the last list that was
+read successfully is served from a cache file, so an outage never makes the DAGs disappear.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
+from airflow.sdk import DAG, Param, get_parsing_context
+
+from hubspot_ledger.config import state_dir
+from hubspot_ledger.ledger.records import IntegrationSummary
+from hubspot_ledger.sync import tasks
+
+log = logging.getLogger(__name__)
+
+DAG_ID_PREFIX = "hubspot_sync__"
+# Parsing must stay well inside Airflow's 30 s import timeout even when the ledger hangs.
+LIST_TIMEOUT_SECONDS = float(os.environ.get("HUBSPOT_LEDGER_PARSE_TIMEOUT", "3"))
+# A fixed start date: a moving one would make every parse a new DAG version.
+START_DATE = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+
+DEFAULT_ARGS = {
+    "owner": "hubspot-ledger",
+    "retries": 2,
+    "retry_delay": dt.timedelta(minutes=1),
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": dt.timedelta(minutes=15),
+}
+
+Fetch = Callable[[], Sequence[IntegrationSummary]]
+
+
+def slugify(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+    return slug[:60] or "org"
+
+
+def dag_id_for(integration: IntegrationSummary) -> str:
+    return f"{DAG_ID_PREFIX}{slugify(integration.organization_name)}_{integration.id}"
+
+
+def cache_path() -> Path:
+    return state_dir() / "integrations.json"
+
+
+def _fetch_from_ledger() -> Sequence[IntegrationSummary]:
+    from hubspot_ledger.hooks.ledger import LedgerHook
+
+    return LedgerHook().list_integrations(timeout_seconds=LIST_TIMEOUT_SECONDS)
+
+
+def _write_cache(path: Path, integrations: Sequence[IntegrationSummary]) -> None:
+    payload = json.dumps([i.to_dict() for i in integrations], sort_keys=True, indent=1)
+    if path.exists() and path.read_text() == payload:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(payload)
+    tmp.replace(path)  # atomic: a concurrent parser never reads half a file
+
+
+def _read_cache(path: Path) -> list[IntegrationSummary]:
+    return [IntegrationSummary.from_dict(d) for d in json.loads(path.read_text())]
+
+
+def load_integrations(fetch: Fetch = _fetch_from_ledger, cache: Path | None = None
+                      ) -> list[IntegrationSummary]:
+    """Integrations from the ledger, or the last known list when the ledger cannot be read."""
+    cache = cache or cache_path()
+    try:
+        integrations = list(fetch())
+    except Exception as exc:  # noqa: BLE001 - any ledger failure must fall back, never crash parsing
+        reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}"
+        if not cache.exists():
+            log.error("Ledger unreachable (%s) and no cached list of integrations at %s: "
+                      "no HubSpot DAGs this parse", reason, cache)
+            return []
+        cached = _read_cache(cache)
+        stamp = dt.datetime.fromtimestamp(cache.stat().st_mtime, dt.UTC).isoformat(timespec="seconds")
+        log.warning("Ledger unreachable (%s); serving the last known list of %d integration(s) "
+                    "read at %s", reason, len(cached), stamp)
+        return cached
+    try:
+        _write_cache(cache, integrations)
+    except OSError as exc:
+        log.warning("Could not cache the list of integrations at %s: %s", cache, exc)
+    return integrations
+
+
+def build_dag(integration: IntegrationSummary) -> DAG:
+    """The fixed order of DESIGN.md: validate → token → (invoices) → products → companies → deals."""
+    kwargs = {"integration_id": integration.id}
+    connected = integration.status == "connected"
+    with DAG(
+        dag_id=dag_id_for(integration),
+        description=f"HubSpot → ledger for {integration.organization_name}",
+        # Only connected integrations run on a schedule; others can still be triggered and
+        # will fail validate_setup with a message saying what is missing.
+        schedule=integration.schedule if connected else None,
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        default_args=DEFAULT_ARGS,
+        params={"full_refresh": Param(False, type="boolean",
+                                      description="Re-read everything since the cutoff date")},
+        tags=["hubspot", f"integration:{integration.id}"],
+        doc_md=(f"Syncs HubSpot into the ledger for organization "
+                f"**{integration.organization_name}** (integration {integration.id}, "
+                f"cutoff {integration.cutoff_date}, status {integration.status})."),
+    ) as dag:
+        validate = PythonOperator(task_id="validate_setup", python_callable=tasks.validate_setup,
+                                  op_kwargs=kwargs, retries=0)
+        token = PythonOperator(task_id="refresh_token", python_callable=tasks.refresh_token,
+                               op_kwargs=kwargs)
+        branch = BranchPythonOperator(task_id="branch_on_sync_invoices",
+                                      python_callable=tasks.choose_invoice_branch,
+                                      op_kwargs=kwargs)
+        invoices = PythonOperator(task_id=tasks.INVOICES_TASK,
+                                  python_callable=tasks.sync_invoices, op_kwargs=kwargs)
+        products = PythonOperator(task_id=tasks.PRODUCTS_TASK, python_callable=tasks.sync_products,
+                                  op_kwargs=kwargs, trigger_rule="none_failed_min_one_success")
+        companies = PythonOperator(task_id="sync_companies",
+                                   python_callable=tasks.sync_companies, op_kwargs=kwargs)
+        deals = PythonOperator(task_id="sync_deals", python_callable=tasks.sync_deals,
+                               op_kwargs=kwargs)
+        report = PythonOperator(task_id="report", python_callable=tasks.report, op_kwargs=kwargs)
+        # The branch picks sync_invoices and sync_products, or sync_products alone (R-SYNC-3);
+        # products then waits for invoices whenever they run, keeping the fixed order.
+        validate >> token >> branch >> [invoices, products]
+        invoices >> products >> companies >> deals >> report
+    return dag
+
+
+def build_dags(fetch: Fetch = _fetch_from_ledger) -> dict[str, DAG]:
+    """Every integration's DAG, keyed by dag id; only the requested one when a worker parses."""
+    wanted = get_parsing_context().dag_id
+    dags: dict[str, DAG] = {}
+    for integration in load_integrations(fetch):
+        dag_id = dag_id_for(integration)
+        if wanted is not None and wanted != dag_id:
+            continue
+        dags[dag_id] = build_dag(integration)
+    return dags

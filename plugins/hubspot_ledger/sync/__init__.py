@@ -1,0 +1,1 @@
+"""The sync layer: extract (HubSpotHook) → map (pure functions) → load (LedgerHook)."""

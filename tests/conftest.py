@@ -1,0 +1,75 @@
+"""Shared fixtures: a throw-away ledger database per test run and a test Airflow home.
+
+The environment is set at import time, before anything imports Airflow, because Airflow reads
+its configuration when first imported. Tests never touch the operator's real ledger: the
+`ledger_default` connection always points at this run's own database.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from hubspot_ledger.config import PROJECT_ROOT, apply_airflow_env_defaults
+
+PG_ADMIN_URI = os.environ.get(
+    "HUBSPOT_LEDGER_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+TEST_DB_NAME = f"ledger_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+TEST_LEDGER_URI = PG_ADMIN_URI.rsplit("/", 1)[0] + f"/{TEST_DB_NAME}"
+
+os.environ["AIRFLOW_HOME"] = str(PROJECT_ROOT / ".airflow-test")
+os.environ["AIRFLOW_CONN_LEDGER_DEFAULT"] = TEST_LEDGER_URI
+os.environ.setdefault("HUBSPOT_LEDGER_STATE_DIR", str(PROJECT_ROOT / ".airflow-test" / "state"))
+apply_airflow_env_defaults()
+
+
+def _admin() -> psycopg.Connection:
+    return psycopg.connect(PG_ADMIN_URI, autocommit=True, connect_timeout=5)
+
+
+@pytest.fixture(scope="session")
+def ledger_db() -> Iterator[str]:
+    """This run's ledger database, migrated; dropped when the run ends."""
+    from hubspot_ledger.hooks.ledger import LedgerHook
+
+    with _admin() as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEST_DB_NAME)))
+    try:
+        LedgerHook().migrate()
+        yield TEST_LEDGER_URI
+    finally:
+        with _admin() as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(TEST_DB_NAME)
+                )
+            )
+
+
+@pytest.fixture
+def ledger(ledger_db: str) -> Iterator[psycopg.Connection]:
+    """A connection to an empty migrated ledger (every data table truncated before the test)."""
+    with psycopg.connect(ledger_db, autocommit=True) as conn:
+        tables = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'ledger' "
+            "AND tablename <> 'schema_migrations'"
+        ).fetchall()
+        if tables:
+            names = sql.SQL(", ").join(sql.Identifier("ledger", t) for (t,) in tables)
+            conn.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(names))
+        yield conn
+
+
+@pytest.fixture(scope="session")
+def airflow_home() -> Path:
+    """The test Airflow home with a migrated embedded metadata DB (prepared once)."""
+    from hubspot_ledger.config import prepare_airflow_home
+
+    return prepare_airflow_home()
