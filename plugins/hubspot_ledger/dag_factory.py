@@ -14,9 +14,10 @@ import os
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
-from airflow.sdk import DAG, Param, get_parsing_context
+from airflow.sdk import DAG, Param, chain, get_parsing_context
 
 from hubspot_ledger.config import state_dir
 from hubspot_ledger.ledger.records import IntegrationSummary
@@ -36,6 +37,15 @@ DEFAULT_ARGS = {
     "retry_delay": dt.timedelta(minutes=1),
     "retry_exponential_backoff": 2.0,
     "max_retry_delay": dt.timedelta(minutes=15),
+}
+
+BRANCH_TASK = "branch_on_sync_invoices"
+# Task ids are the names of their bodies in hubspot_ledger.sync.tasks.
+STEPS = ("validate_setup", "refresh_token", tasks.INVOICES_TASK, tasks.PRODUCTS_TASK,
+         "sync_companies", "sync_deals", "report")
+STEP_OVERRIDES: dict[str, dict[str, Any]] = {
+    "validate_setup": {"retries": 0},  # a setup problem needs a person, not a retry
+    tasks.PRODUCTS_TASK: {"trigger_rule": "none_failed_min_one_success"},
 }
 
 Fetch = Callable[[], Sequence[IntegrationSummary]]
@@ -87,7 +97,8 @@ def load_integrations(fetch: Fetch = _fetch_from_ledger, cache: Path | None = No
                       "no HubSpot DAGs this parse", reason, cache)
             return []
         cached = _read_cache(cache)
-        stamp = dt.datetime.fromtimestamp(cache.stat().st_mtime, dt.UTC).isoformat(timespec="seconds")
+        read_at = dt.datetime.fromtimestamp(cache.stat().st_mtime, dt.UTC)
+        stamp = read_at.isoformat(timespec="seconds")
         log.warning("Ledger unreachable (%s); serving the last known list of %d integration(s) "
                     "read at %s", reason, len(cached), stamp)
         return cached
@@ -99,7 +110,7 @@ def load_integrations(fetch: Fetch = _fetch_from_ledger, cache: Path | None = No
 
 
 def build_dag(integration: IntegrationSummary) -> DAG:
-    """The fixed order of DESIGN.md: validate → token → (invoices) → products → companies → deals."""
+    """DESIGN.md's fixed order: validate → token → (invoices) → products → companies → deals."""
     kwargs = {"integration_id": integration.id}
     connected = integration.status == "connected"
     with DAG(
@@ -119,26 +130,18 @@ def build_dag(integration: IntegrationSummary) -> DAG:
                 f"**{integration.organization_name}** (integration {integration.id}, "
                 f"cutoff {integration.cutoff_date}, status {integration.status})."),
     ) as dag:
-        validate = PythonOperator(task_id="validate_setup", python_callable=tasks.validate_setup,
-                                  op_kwargs=kwargs, retries=0)
-        token = PythonOperator(task_id="refresh_token", python_callable=tasks.refresh_token,
-                               op_kwargs=kwargs)
-        branch = BranchPythonOperator(task_id="branch_on_sync_invoices",
+        step = {name: PythonOperator(task_id=name, python_callable=getattr(tasks, name),
+                                     op_kwargs=kwargs, **STEP_OVERRIDES.get(name, {}))
+                for name in STEPS}
+        branch = BranchPythonOperator(task_id=BRANCH_TASK,
                                       python_callable=tasks.choose_invoice_branch,
                                       op_kwargs=kwargs)
-        invoices = PythonOperator(task_id=tasks.INVOICES_TASK,
-                                  python_callable=tasks.sync_invoices, op_kwargs=kwargs)
-        products = PythonOperator(task_id=tasks.PRODUCTS_TASK, python_callable=tasks.sync_products,
-                                  op_kwargs=kwargs, trigger_rule="none_failed_min_one_success")
-        companies = PythonOperator(task_id="sync_companies",
-                                   python_callable=tasks.sync_companies, op_kwargs=kwargs)
-        deals = PythonOperator(task_id="sync_deals", python_callable=tasks.sync_deals,
-                               op_kwargs=kwargs)
-        report = PythonOperator(task_id="report", python_callable=tasks.report, op_kwargs=kwargs)
         # The branch picks sync_invoices and sync_products, or sync_products alone (R-SYNC-3);
         # products then waits for invoices whenever they run, keeping the fixed order.
-        validate >> token >> branch >> [invoices, products]
-        invoices >> products >> companies >> deals >> report
+        step["validate_setup"] >> step["refresh_token"] >> branch
+        branch >> [step["sync_invoices"], step["sync_products"]]
+        chain(step["sync_invoices"], step["sync_products"], step["sync_companies"],
+              step["sync_deals"], step["report"])
     return dag
 
 

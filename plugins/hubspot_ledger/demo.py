@@ -14,8 +14,8 @@ import socket
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 from hubspot_ledger.config import apply_airflow_env_defaults, prepare_airflow_home
 

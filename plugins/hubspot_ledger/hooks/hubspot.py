@@ -1,0 +1,240 @@
+"""`HubSpotHook`: HubSpot's OAuth and REST API, configured from the `hubspot_default` connection.
+
+Owns the HTTP session and HubSpot's protocol (token endpoint, error bodies, bearer auth, retries
+on 401/429/5xx). Knows nothing about the ledger: where tokens are kept is the caller's business,
+given to the hook as a `TokenSource`.
+
+Why not `HttpHook`: it sends every connection extra as an HTTP header (ours are OAuth settings)
+and raises on non-2xx before HubSpot's error body and `Retry-After` can be read.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Protocol
+from urllib.parse import urlencode
+
+import requests
+from airflow.sdk import BaseHook
+
+log = logging.getLogger(__name__)
+
+DEFAULT_API_BASE = "https://api.hubapi.com"
+DEFAULT_AUTHORIZE_URL = "https://app.hubspot.com/oauth/authorize"
+# The v1 token endpoint is sunset on 2027-02-16; v3 takes every parameter in the form body.
+TOKEN_PATH = "/oauth/v3/token"  # noqa: S105 - a path, not a secret
+ACCOUNT_DETAILS_PATH = "/account-info/v3/details"
+DEFAULT_SCOPES = ("oauth", "crm.objects.deals.read", "crm.objects.companies.read",
+                  "crm.objects.line_items.read", "crm.objects.products.read",
+                  "crm.objects.invoices.read")
+TIMEOUT = (10.0, 60.0)  # connect, read (seconds)
+
+
+class HubSpotError(Exception):
+    """A HubSpot call failed. `message` is written for an operator; it never contains tokens."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None
+                 ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class HubSpotAuthError(HubSpotError):
+    """OAuth failed in a way only a person can fix (reconnect, fix the app's settings)."""
+
+
+@dataclass(frozen=True)
+class OAuthApp:
+    """The deployment's HubSpot app (R-AUTH-1): never per customer."""
+
+    api_base: str
+    client_id: str
+    client_secret: str
+    redirect_uri: str
+    scopes: tuple[str, ...]
+    authorize_url: str
+
+    def __repr__(self) -> str:  # the secret must never reach a log line
+        return f"OAuthApp(api_base={self.api_base!r}, client_id={self.client_id!r}, ...)"
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    scopes: tuple[str, ...]
+    hub_id: int | None
+
+    def __repr__(self) -> str:
+        return f"TokenGrant(expires_in={self.expires_in}, hub_id={self.hub_id}, scopes=...)"
+
+
+@dataclass(frozen=True)
+class AccountDetails:
+    portal_id: int
+    currency: str | None
+    ui_domain: str
+    time_zone: str | None
+
+
+class TokenSource(Protocol):
+    """Hands the hook a valid access token; `refresh()` is called once after a 401."""
+
+    def access_token(self) -> str: ...
+
+    def refresh(self) -> str: ...
+
+
+def _scopes(value: Any) -> tuple[str, ...]:
+    if not value:
+        return DEFAULT_SCOPES
+    if isinstance(value, list | tuple):
+        return tuple(str(s) for s in value)
+    text = str(value).strip()
+    if text.startswith("["):
+        return tuple(str(s) for s in json.loads(text))
+    return tuple(text.split())
+
+
+# HubSpot's token-endpoint statuses → what the operator must do (R-AUTH-5).
+_OAUTH_MESSAGES = {
+    "BAD_REDIRECT_URI": "HubSpot refused the redirect URI: the redirect_uri of the "
+                        "hubspot_default connection must match the app's redirect URL exactly",
+    "BAD_CLIENT_ID": "HubSpot does not know this app: check the client id (login) of the "
+                     "hubspot_default connection",
+    "BAD_CLIENT_SECRET": "HubSpot rejected the app's client secret: check the password of the "
+                         "hubspot_default connection",
+    "BAD_AUTH_CODE": "The HubSpot authorization code is invalid or was already used: "
+                     "connect HubSpot again",
+    "EXPIRED_AUTH_CODE": "The HubSpot authorization code has expired: connect HubSpot again",
+    "BAD_REFRESH_TOKEN": "HubSpot access was revoked or has expired: reconnect HubSpot",
+}
+
+
+def _oauth_error(response: requests.Response) -> HubSpotAuthError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    status = str(body.get("status") or "")
+    error = str(body.get("error") or "")
+    message = _OAUTH_MESSAGES.get(status)
+    if message is None and error == "invalid_client":
+        message = "HubSpot rejected the app's client id or secret: check the hubspot_default " \
+                  "connection"
+    if message is None:
+        detail = body.get("error_description") or body.get("message") or response.reason
+        message = f"HubSpot OAuth failed ({response.status_code} {error or status}): {detail}"
+    return HubSpotAuthError(message, status=response.status_code, code=status or error)
+
+
+class HubSpotHook(BaseHook):
+    conn_name_attr = "hubspot_conn_id"
+    default_conn_name = "hubspot_default"
+    conn_type = "http"
+    hook_name = "HubSpot"
+
+    def __init__(self, hubspot_conn_id: str = default_conn_name,
+                 token_source: TokenSource | None = None) -> None:
+        super().__init__()
+        self.hubspot_conn_id = hubspot_conn_id
+        self.token_source = token_source
+
+    @cached_property
+    def app(self) -> OAuthApp:
+        conn = self.get_connection(self.hubspot_conn_id)
+        extra = conn.extra_dejson
+        host = (conn.host or "").rstrip("/")
+        if not host:
+            api_base = DEFAULT_API_BASE
+        elif "://" in host:
+            api_base = host
+        else:
+            port = f":{conn.port}" if conn.port else ""
+            api_base = f"{conn.schema or 'https'}://{host}{port}"
+        return OAuthApp(api_base=api_base, client_id=conn.login or "",
+                        client_secret=conn.password or "",
+                        redirect_uri=str(extra.get("redirect_uri") or ""),
+                        scopes=_scopes(extra.get("scopes")),
+                        authorize_url=str(extra.get("authorize_url") or DEFAULT_AUTHORIZE_URL))
+
+    @cached_property
+    def session(self) -> requests.Session:
+        session = requests.Session()
+        session.headers["User-Agent"] = "hubspot-ledger/0.1"
+        return session
+
+    def get_conn(self) -> requests.Session:
+        return self.session
+
+    # -- OAuth ---------------------------------------------------------------------------
+
+    def consent_url(self, state: str) -> str:
+        """The URL that asks the customer to approve the app (R-AUTH-2)."""
+        app = self.app
+        if not app.client_id or not app.redirect_uri:
+            raise HubSpotAuthError("The hubspot_default connection needs a client id (login) "
+                                   "and a redirect_uri extra")
+        query = urlencode({"client_id": app.client_id, "redirect_uri": app.redirect_uri,
+                           "scope": " ".join(app.scopes), "state": state})
+        return f"{app.authorize_url}?{query}"
+
+    def _token_request(self, form: dict[str, str]) -> TokenGrant:
+        app = self.app
+        body = {**form, "client_id": app.client_id, "client_secret": app.client_secret}
+        try:
+            response = self.session.post(f"{app.api_base}{TOKEN_PATH}", data=body,
+                                         timeout=TIMEOUT)
+        except requests.RequestException as exc:
+            raise HubSpotError(f"HubSpot's token endpoint is unreachable: "
+                               f"{type(exc).__name__}") from None
+        if response.status_code >= 500:
+            raise HubSpotError(f"HubSpot's token endpoint failed ({response.status_code}); "
+                               "try again later", status=response.status_code)
+        if response.status_code != 200:
+            raise _oauth_error(response)
+        data = response.json()
+        return TokenGrant(access_token=data["access_token"], refresh_token=data["refresh_token"],
+                          expires_in=int(data["expires_in"]),
+                          scopes=tuple(data.get("scopes") or ()),
+                          hub_id=int(data["hub_id"]) if data.get("hub_id") else None)
+
+    def exchange_code(self, code: str) -> TokenGrant:
+        """Authorization code → tokens (R-AUTH-3). Raises HubSpotAuthError saying what to fix."""
+        grant = self._token_request({"grant_type": "authorization_code", "code": code,
+                                     "redirect_uri": self.app.redirect_uri})
+        missing = [s for s in self.app.scopes if grant.scopes and s not in grant.scopes]
+        if missing:
+            raise HubSpotAuthError(f"HubSpot did not grant the scopes {', '.join(missing)}: "
+                                   "reconnect and approve every requested scope",
+                                   code="MISSING_SCOPES")
+        return grant
+
+    def refresh_tokens(self, refresh_token: str) -> TokenGrant:
+        """A new access token (R-AUTH-6); a revoked refresh token raises HubSpotAuthError."""
+        return self._token_request({"grant_type": "refresh_token",
+                                    "refresh_token": refresh_token})
+
+    def account_details(self, access_token: str) -> AccountDetails:
+        data = self._get_with_token(ACCOUNT_DETAILS_PATH, access_token)
+        return AccountDetails(portal_id=int(data["portalId"]),
+                              currency=data.get("companyCurrency") or None,
+                              ui_domain=str(data.get("uiDomain") or "app.hubspot.com"),
+                              time_zone=data.get("timeZone"))
+
+    def _get_with_token(self, path: str, access_token: str) -> dict[str, Any]:
+        try:
+            response = self.session.get(f"{self.app.api_base}{path}", timeout=TIMEOUT,
+                                        headers={"Authorization": f"Bearer {access_token}"})
+        except requests.RequestException as exc:
+            raise HubSpotError(f"HubSpot is unreachable: {type(exc).__name__}") from None
+        if response.status_code != 200:
+            raise HubSpotError(f"HubSpot answered {response.status_code} to GET {path}",
+                               status=response.status_code)
+        result: dict[str, Any] = response.json()
+        return result
