@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -73,3 +73,47 @@ def airflow_home() -> Path:
     from hubspot_ledger.config import prepare_airflow_home
 
     return prepare_airflow_home()
+
+
+# Chart of accounts of a ready-to-sync organization: setting → (code, name, type).
+BOOKS = {
+    "ar_account": ("1100", "Accounts receivable", "asset"),
+    "deferred_revenue_account": ("2400", "Deferred revenue", "liability"),
+    "expense_account": ("5000", "Cost of sales", "expense"),
+    "income_account": ("4000", "Revenue", "income"),
+    "clearing_account": ("1190", "HubSpot clearing", "asset"),
+}
+BOOKS_COMPANY = "Acme Ltd"
+
+
+@pytest.fixture
+def books(ledger: psycopg.Connection) -> Callable[..., int]:
+    """Make an integration whose organization has the accounts and company of BOOKS.
+
+    `books("Org", configured=True)` also saves every required setting (setup complete but for
+    the HubSpot connection). Returns the integration id.
+    """
+    import datetime as dt
+
+    from hubspot_ledger.hooks.ledger import LedgerHook
+    from hubspot_ledger.ledger.records import AccountType
+
+    def make(organization: str = "Acme Corp", *, configured: bool = False,
+             cutoff: dt.date = dt.date(2025, 1, 1)) -> int:
+        hook = LedgerHook()
+        integration_id = hook.create_integration(organization, cutoff)
+        org_id = hook.get_integration(integration_id).organization_id
+        existing = hook.find_account_types(org_id, [c for c, _, _ in BOOKS.values()])
+        for code, name, kind in BOOKS.values():
+            if code not in existing:
+                hook.create_account(org_id, code, name, AccountType(kind))
+        if hook.find_company_id(org_id, BOOKS_COMPANY) is None:
+            hook.create_company(org_id, BOOKS_COMPANY, "USD")
+        if configured:
+            from hubspot_ledger.integration_settings import save_settings
+
+            save_settings(integration_id, accounts={k: v[0] for k, v in BOOKS.items()},
+                          company=BOOKS_COMPANY)
+        return integration_id
+
+    return make

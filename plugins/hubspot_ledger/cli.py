@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from hubspot_ledger.config import apply_airflow_env_defaults
+from hubspot_ledger.errors import UserFacingError
+from hubspot_ledger.ledger.records import IntegrationSettings
 
 
 class CliError(Exception):
@@ -49,6 +51,73 @@ def cmd_sandbox(args: argparse.Namespace) -> None:
     parser = _Parser(prog="hubspot-ledger sandbox", description="Serve the HubSpot sandbox.")
     add_arguments(parser)
     run(parser.parse_args(args.rest))
+
+
+def cmd_auth_url(args: argparse.Namespace) -> None:
+    from hubspot_ledger.connect import auth_url
+
+    print(auth_url(args.integration))
+
+
+def cmd_connect(args: argparse.Namespace) -> None:
+    from hubspot_ledger.connect import complete_connection
+    from hubspot_ledger.oauth_state import sign_state
+
+    state = args.state
+    if state is None:
+        # An operator pasting a code from the consent redirect: the CLI vouches for the
+        # integration itself, so it signs a fresh state for it.
+        from hubspot_ledger.crypto import get_cipher
+
+        state = sign_state(args.integration, get_cipher().signing_key)
+    integration = complete_connection(args.code, state)
+    if integration.id != args.integration:
+        raise CliError(f"the state belongs to integration {integration.id}, "
+                       f"not {args.integration}")
+    print(f"integration {integration.id} connected to HubSpot portal {integration.remote_id}"
+          f" (currency {integration.currency or 'unknown'})")
+
+
+def _on_off(value: str) -> bool:
+    if value.lower() in ("on", "true", "yes", "1"):
+        return True
+    if value.lower() in ("off", "false", "no", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected on or off, not {value!r}")
+
+
+def _print_settings(settings: IntegrationSettings) -> None:
+    for key, value in settings.to_dict().items():
+        shown = ("on" if value else "off") if isinstance(value, bool) else (value or "(not set)")
+        print(f"{key:<26} {shown}")
+
+
+def cmd_settings_set(args: argparse.Namespace) -> None:
+    from hubspot_ledger.integration_settings import ACCOUNTS, save_settings
+
+    accounts = {a.field: getattr(args, a.field) for a in ACCOUNTS}
+    _print_settings(save_settings(args.integration, accounts=accounts, company=args.company,
+                                  sync_invoices=args.sync_invoices))
+
+
+def cmd_settings_show(args: argparse.Namespace) -> None:
+    from hubspot_ledger.integration_settings import get_settings
+
+    _print_settings(get_settings(args.integration))
+
+
+def cmd_errors(args: argparse.Namespace) -> None:
+    from hubspot_ledger.hooks.ledger import LedgerHook
+    from hubspot_ledger.integration_settings import get_settings
+
+    get_settings(args.integration)  # says "does not exist" for an unknown integration
+    errors = LedgerHook().list_errors(args.integration, limit=args.limit)
+    if not errors:
+        print(f"no errors logged for integration {args.integration}")
+    for error in errors:
+        what = f"{error.remote_type} {error.remote_id}" if error.remote_id else \
+            (error.remote_type or "-")
+        print(f"{error.created_at:%Y-%m-%d %H:%M:%S}Z  {what:<24} {error.message}")
 
 
 def _not_yet(verb: str, issue: int) -> Callable[[argparse.Namespace], None]:
@@ -88,8 +157,37 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("rest", nargs=argparse.REMAINDER)
     sandbox.set_defaults(func=cmd_sandbox)
 
-    for verb, issue in (("auth-url", 3), ("connect", 3), ("settings", 3), ("errors", 3),
-                        ("sync", 4)):
+    auth = verbs.add_parser("auth-url", help="print the HubSpot consent URL of an integration")
+    auth.add_argument("--integration", type=int, required=True)
+    auth.set_defaults(func=cmd_auth_url)
+
+    connect = verbs.add_parser("connect", help="exchange an OAuth code and store the tokens")
+    connect.add_argument("--integration", type=int, required=True)
+    connect.add_argument("--code", required=True, help="the code HubSpot redirected back with")
+    connect.add_argument("--state", help="the state HubSpot redirected back with, if any")
+    connect.set_defaults(func=cmd_connect)
+
+    settings = verbs.add_parser("settings", help="read or save an integration's settings")
+    settings_verbs = settings.add_subparsers(dest="settings_verb", required=True,
+                                             parser_class=_Parser)
+    show = settings_verbs.add_parser("show", help="print the settings")
+    show.add_argument("--integration", type=int, required=True)
+    show.set_defaults(func=cmd_settings_show)
+    save = settings_verbs.add_parser("set", help="save settings (accounts by code)")
+    save.add_argument("--integration", type=int, required=True)
+    for option in ("ar-account", "deferred-revenue-account", "expense-account",
+                   "income-account", "clearing-account"):
+        save.add_argument(f"--{option}", metavar="CODE", dest=option.replace("-", "_"))
+    save.add_argument("--company", metavar="NAME", help="the accounting company (entity)")
+    save.add_argument("--sync-invoices", type=_on_off, metavar="on/off")
+    save.set_defaults(func=cmd_settings_set)
+
+    errors = verbs.add_parser("errors", help="print an integration's errors log")
+    errors.add_argument("--integration", type=int, required=True)
+    errors.add_argument("--limit", type=int, default=200)
+    errors.set_defaults(func=cmd_errors)
+
+    for verb, issue in (("sync", 4),):
         stub = verbs.add_parser(verb, help=f"(issue #{issue})")
         stub.add_argument("rest", nargs=argparse.REMAINDER)
         stub.set_defaults(func=_not_yet(verb, issue))
@@ -121,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _log_to_stderr(args.verbose)
     try:
         args.func(args)
-    except CliError as exc:
+    except (CliError, UserFacingError) as exc:
         print(f"hubspot-ledger: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -149,12 +149,15 @@ def test_ledger_down_keeps_the_dags(ledger: psycopg.Connection, monkeypatch: pyt
 
 
 @pytest.mark.e2e
-def test_an_integration_dag_runs_end_to_end(ledger: psycopg.Connection,
-                                            airflow_home: Path) -> None:
+def test_r_set_3_a_run_of_an_unconfigured_integration_stops_at_validate_setup(
+        ledger: psycopg.Connection, airflow_home: Path, capfd: pytest.CaptureFixture[str]) -> None:
     LedgerHook().create_integration("Acme Corp", dt.date(2025, 1, 1))
     dag = next(iter(hubspot_dags(parse()).values()))
     run = dag.test(logical_date=None)
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
-    assert run.state == "success", states
-    assert states["sync_invoices"] == "skipped"  # toggle off by default (R-SET-2, R-SYNC-3)
-    assert all(states[t] == "success" for t in FIXED_ORDER if t != "sync_invoices"), states
+    assert run.state == "failed", states
+    assert states["validate_setup"] == "failed"
+    assert all(states[t] == "upstream_failed" for t in FIXED_ORDER[1:]), states
+    out = capfd.readouterr()
+    assert "Setup incomplete: HubSpot is not connected yet; accounts-receivable account" in \
+        out.out + out.err

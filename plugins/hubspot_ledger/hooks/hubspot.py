@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from urllib.parse import urlencode
 
 import requests
+import tenacity
 from airflow.sdk import BaseHook
 
 log = logging.getLogger(__name__)
@@ -238,3 +239,104 @@ class HubSpotHook(BaseHook):
                                status=response.status_code)
         result: dict[str, Any] = response.json()
         return result
+
+    # -- authenticated API calls --------------------------------------------------------
+
+    def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+                json_body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One HubSpot API call, retried on 429/5xx/network errors with backoff and jitter.
+
+        A 401 refreshes the access token once through the token source, then repeats the call
+        (tokens can expire mid-sync). Any other 4xx raises `HubSpotError` with HubSpot's
+        message.
+        """
+        if self.token_source is None:
+            raise HubSpotError("HubSpotHook.request needs a token source")
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(_Transient),
+            wait=_wait_retry_after_or_backoff,
+            stop=tenacity.stop_after_attempt(MAX_ATTEMPTS),
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        try:
+            result: dict[str, Any] = retrying(self._call_once, method, path, params, json_body)
+        except _Transient as exc:
+            raise HubSpotError(f"{method} {path} still failing after {MAX_ATTEMPTS} attempts: "
+                               f"{exc}", status=exc.status) from None
+        return result
+
+    def _call_once(self, method: str, path: str, params: dict[str, Any] | None,
+                   json_body: dict[str, Any] | None) -> dict[str, Any]:
+        assert self.token_source is not None
+        response = self._send(method, path, params, json_body, self.token_source.access_token())
+        if response.status_code == 401:
+            log.info("HubSpot answered 401 to %s %s: refreshing the access token once",
+                     method, path)
+            response = self._send(method, path, params, json_body, self.token_source.refresh())
+        if response.status_code == 429 or response.status_code >= 500:
+            raise _Transient(response)
+        if response.status_code >= 400:
+            raise HubSpotError(f"HubSpot refused {method} {path} ({response.status_code}): "
+                               f"{_error_message(response)}", status=response.status_code)
+        if response.status_code == 204 or not response.content:
+            return {}
+        body: dict[str, Any] = response.json()
+        return body
+
+    def _send(self, method: str, path: str, params: dict[str, Any] | None,
+              json_body: dict[str, Any] | None, token: str) -> requests.Response:
+        try:
+            return self.session.request(method, f"{self.app.api_base}{path}", params=params,
+                                        json=json_body, timeout=TIMEOUT,
+                                        headers={"Authorization": f"Bearer {token}"})
+        except requests.RequestException as exc:
+            raise _Transient(None, reason=f"{type(exc).__name__}") from None
+
+    def _log_retry(self, state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0
+        log.warning("HubSpot call failed (%s); retry %d/%d in %.1fs", exc, state.attempt_number,
+                    MAX_ATTEMPTS - 1, wait)
+
+
+MAX_ATTEMPTS = 6
+BACKOFF = tenacity.wait_exponential_jitter(initial=1, max=60, jitter=1)
+
+
+class _Transient(Exception):
+    """A failure worth retrying: 429, 5xx, or no response at all."""
+
+    def __init__(self, response: requests.Response | None, reason: str = "") -> None:
+        self.status = response.status_code if response is not None else None
+        self.retry_after: float | None = None
+        if response is not None:
+            reason = f"{response.status_code} {_error_message(response)}"
+            header = response.headers.get("Retry-After")
+            if header and header.replace(".", "", 1).isdigit():
+                self.retry_after = float(header)
+            elif response.status_code == 429:
+                # HubSpot's 429s carry no Retry-After: wait out its rolling window instead.
+                interval = response.headers.get("X-HubSpot-RateLimit-Interval-Milliseconds")
+                self.retry_after = int(interval) / 1000 if interval and interval.isdigit() \
+                    else 1.0
+        super().__init__(reason)
+
+
+def _wait_retry_after_or_backoff(state: tenacity.RetryCallState) -> float:
+    exc = state.outcome.exception() if state.outcome else None
+    backoff = float(BACKOFF(state))
+    if isinstance(exc, _Transient) and exc.retry_after is not None:
+        return max(exc.retry_after, 0.0) + backoff % 1  # keep a little jitter
+    return backoff
+
+
+def _error_message(response: requests.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.reason or ""
+    if isinstance(body, dict):
+        return str(body.get("message") or body.get("error_description") or body.get("status")
+                   or response.reason)
+    return response.reason or ""

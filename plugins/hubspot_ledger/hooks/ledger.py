@@ -12,7 +12,7 @@ import datetime as dt
 import json
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from typing import Any
 
@@ -22,8 +22,23 @@ from psycopg import sql
 
 from hubspot_ledger.config import LEDGER_CONN_ID, MIGRATIONS_DIR
 from hubspot_ledger.ledger import migrations
-from hubspot_ledger.ledger.errors import LedgerSchemaError, LedgerUnavailableError, first_line
-from hubspot_ledger.ledger.records import IntegrationStatus, IntegrationSummary, Provider
+from hubspot_ledger.ledger.errors import (
+    LedgerSchemaError,
+    LedgerUnavailableError,
+    NotFoundError,
+    first_line,
+)
+from hubspot_ledger.ledger.records import (
+    ACCOUNT_SETTINGS,
+    AccountType,
+    Integration,
+    IntegrationError,
+    IntegrationSettings,
+    IntegrationStatus,
+    IntegrationSummary,
+    Provider,
+    TokenUpdate,
+)
 
 # libpq counts connect_timeout in whole seconds and treats anything under 2 as 2.
 _MIN_CONNECT_TIMEOUT = 2
@@ -183,3 +198,195 @@ class LedgerHook(PostgresHook):
             )
             for r in rows
         ]
+
+    # --- connect (issue 3) ----------------------------------------------------------------------
+
+    _INTEGRATION_COLUMNS = (
+        "i.id, i.organization_id, o.name, i.status, i.status_message, i.remote_id, i.currency, "
+        "i.ui_domain, i.cutoff_date, i.schedule, i.expires_in, i.scope, i.token_created_at, "
+        "i.access_token, i.refresh_token"
+    )
+
+    @staticmethod
+    def _integration(row: Any) -> Integration:
+        return Integration(
+            id=row[0], organization_id=row[1], organization_name=row[2],
+            status=IntegrationStatus(row[3]), status_message=row[4], remote_id=row[5],
+            currency=row[6], ui_domain=row[7], cutoff_date=row[8], schedule=row[9],
+            expires_in=row[10], scope=row[11], token_created_at=row[12], access_token=row[13],
+            refresh_token=row[14],
+        )
+
+    def _select_integration(self, conn: psycopg.Connection[Any], integration_id: int,
+                            *, for_update: bool = False) -> Integration:
+        lock = " FOR UPDATE OF i" if for_update else ""
+        row = conn.execute(
+            f"SELECT {self._INTEGRATION_COLUMNS} FROM ledger.integrations i "  # noqa: S608
+            f"JOIN ledger.organizations o ON o.id = i.organization_id WHERE i.id = %s{lock}",
+            [integration_id],
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"integration {integration_id} does not exist")
+        return self._integration(row)
+
+    def get_integration(self, integration_id: int) -> Integration:
+        with self._session() as conn:
+            return self._select_integration(conn, integration_id)
+
+    def set_integration_status(self, integration_id: int, status: IntegrationStatus,
+                               message: str | None = None) -> None:
+        with self._session() as conn, conn.transaction():
+            found = conn.execute(
+                "UPDATE ledger.integrations SET status = %s, status_message = %s WHERE id = %s",
+                [status.value, message, integration_id],
+            ).rowcount
+        if not found:
+            raise NotFoundError(f"integration {integration_id} does not exist")
+
+    def store_connection(self, integration_id: int, tokens: TokenUpdate, *, remote_id: str,
+                         currency: str | None, ui_domain: str) -> None:
+        """Tokens (ciphertext) and portal details of a successful connect, status connected."""
+        with self._session() as conn, conn.transaction():
+            conn.execute(
+                "UPDATE ledger.integrations SET access_token = %s, refresh_token = %s, "
+                "expires_in = %s, scope = %s, token_created_at = %s, remote_id = %s, "
+                "currency = %s, ui_domain = %s, status = %s, status_message = NULL "
+                "WHERE id = %s",
+                [tokens.access_token, tokens.refresh_token, tokens.expires_in, tokens.scope,
+                 tokens.token_created_at, remote_id, currency, ui_domain,
+                 IntegrationStatus.CONNECTED.value, integration_id],
+            )
+
+    def claim_oauth_state(self, nonce: str, integration_id: int, expires_at: dt.datetime
+                          ) -> bool:
+        """Record a state's use; False when it was used before (a replay)."""
+        with self._session() as conn, conn.transaction():
+            row = conn.execute(
+                "INSERT INTO ledger.oauth_states (nonce, integration_id, expires_at) "
+                "VALUES (%s, %s, %s) ON CONFLICT (nonce) DO NOTHING RETURNING nonce",
+                [nonce, integration_id, expires_at],
+            ).fetchone()
+        return row is not None
+
+    def update_tokens_locked(
+        self, integration_id: int, decide: Callable[[Integration], TokenUpdate | None]
+    ) -> Integration:
+        """Serialize token refreshes of one integration across processes.
+
+        Locks the integration row, hands `decide` the row as it is now (another process may have
+        refreshed meanwhile), stores what `decide` returns (None: keep as is) and commits. The
+        lock is held while `decide` runs, so two refreshers never both spend a refresh token.
+        """
+        with self._session() as conn, conn.transaction():
+            current = self._select_integration(conn, integration_id, for_update=True)
+            update = decide(current)
+            if update is None:
+                return current
+            conn.execute(
+                "UPDATE ledger.integrations SET access_token = %s, refresh_token = %s, "
+                "expires_in = %s, scope = %s, token_created_at = %s WHERE id = %s",
+                [update.access_token, update.refresh_token, update.expires_in, update.scope,
+                 update.token_created_at, integration_id],
+            )
+            return self._select_integration(conn, integration_id)
+
+    # --- settings (R-SET-1..3) --------------------------------------------------------------------
+
+    def get_settings(self, integration_id: int) -> IntegrationSettings:
+        """Settings with accounts by code and the company by name (None: unset or deleted)."""
+        joins = " ".join(
+            f"LEFT JOIN ledger.accounts a{n} ON a{n}.id = s.{col}"
+            for n, col in enumerate(ACCOUNT_SETTINGS)
+        )
+        codes = ", ".join(f"a{n}.code" for n in range(len(ACCOUNT_SETTINGS)))
+        ids = ", ".join(f"s.{col}" for col in ACCOUNT_SETTINGS)
+        with self._session() as conn:
+            row = conn.execute(
+                f"SELECT s.organization_id, {codes}, c.name, s.sync_invoices, {ids}, "  # noqa: S608
+                f"s.company_id FROM ledger.integration_settings s {joins} "
+                "LEFT JOIN ledger.companies c ON c.id = s.company_id "
+                "WHERE s.integration_id = %s",
+                [integration_id],
+            ).fetchone()
+        if row is None:
+            raise NotFoundError(f"integration {integration_id} does not exist")
+        n = len(ACCOUNT_SETTINGS)
+        return IntegrationSettings(
+            integration_id=integration_id, organization_id=row[0], ar_account=row[1],
+            deferred_revenue_account=row[2], expense_account=row[3], income_account=row[4],
+            clearing_account=row[5], company=row[n + 1], sync_invoices=bool(row[n + 2]),
+            ids={**dict(zip(ACCOUNT_SETTINGS, row[n + 3:n + 3 + n], strict=True)),
+                 "company_id": row[-1]},
+        )
+
+    def find_account_types(self, organization_id: int, codes: Sequence[str]
+                           ) -> dict[str, tuple[int, AccountType]]:
+        """Accounts of the organization by code: code → (id, type)."""
+        with self._session() as conn:
+            rows = conn.execute(
+                "SELECT code, id, account_type FROM ledger.accounts WHERE organization_id = %s "
+                "AND code = ANY(%s)", [organization_id, list(codes)],
+            ).fetchall()
+        return {code: (int(id_), AccountType(kind)) for code, id_, kind in rows}
+
+    def find_company_id(self, organization_id: int, name: str) -> int | None:
+        with self._session() as conn:
+            row = conn.execute(
+                "SELECT id FROM ledger.companies WHERE organization_id = %s AND name = %s "
+                "AND NOT is_placeholder", [organization_id, name],
+            ).fetchone()
+        return int(row[0]) if row else None
+
+    def update_settings(self, integration_id: int, values: dict[str, Any]) -> None:
+        """Write settings columns (ids already resolved in the integration's organization)."""
+        allowed = {*ACCOUNT_SETTINGS, "company_id", "sync_invoices"}
+        unknown = set(values) - allowed
+        if unknown:
+            raise ValueError(f"not a settings column: {', '.join(sorted(unknown))}")
+        if not values:
+            return
+        assignments = sql.SQL(", ").join(
+            sql.SQL("{} = {}").format(sql.Identifier(col), sql.Placeholder()) for col in values
+        )
+        with self._session() as conn, conn.transaction():
+            conn.execute(
+                sql.SQL("UPDATE ledger.integration_settings SET {} WHERE integration_id = %s"
+                        ).format(assignments),
+                [*values.values(), integration_id],
+            )
+
+    # --- accounting entities (seeded by the accounting product; here for demo and tests) ------
+
+    def create_account(self, organization_id: int, code: str, name: str,
+                       account_type: AccountType) -> int:
+        with self._session() as conn, conn.transaction():
+            row = conn.execute(
+                "INSERT INTO ledger.accounts (organization_id, code, name, account_type) "
+                "VALUES (%s, %s, %s, %s) RETURNING id",
+                [organization_id, code, name, account_type.value],
+            ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def create_company(self, organization_id: int, name: str, currency: str) -> int:
+        with self._session() as conn, conn.transaction():
+            row = conn.execute(
+                "INSERT INTO ledger.companies (organization_id, name, currency) "
+                "VALUES (%s, %s, %s) RETURNING id",
+                [organization_id, name, currency],
+            ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    # --- errors log -------------------------------------------------------------------------------
+
+    def list_errors(self, integration_id: int, limit: int = 200) -> list[IntegrationError]:
+        """The integration's errors log, newest first."""
+        with self._session() as conn:
+            rows = conn.execute(
+                "SELECT id, sync_run_id, remote_type, remote_id, message, created_at "
+                "FROM ledger.integration_errors WHERE integration_id = %s "
+                "ORDER BY created_at DESC, id DESC LIMIT %s",
+                [integration_id, limit],
+            ).fetchall()
+        return [IntegrationError(*r) for r in rows]

@@ -29,3 +29,7 @@ def first_line(exc: BaseException) -> str:
         if line.strip():
             return line.strip()
     return type(exc).__name__
+
+
+class NotFoundError(LedgerError, LookupError):
+    """A record named by the caller does not exist (or is not in the caller's organization)."""

@@ -7,7 +7,7 @@ together. No I/O and no Airflow imports: the map layer and the DAG factory impor
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -101,3 +101,82 @@ class IntegrationSummary:
             schedule=str(data["schedule"]),
             cutoff_date=dt.date.fromisoformat(str(data["cutoff_date"])),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Integration:
+    """One integration row. Token fields hold ciphertext and are kept out of repr()."""
+
+    id: int
+    organization_id: int
+    organization_name: str
+    status: IntegrationStatus
+    status_message: str | None
+    remote_id: str | None
+    currency: str | None
+    ui_domain: str | None
+    cutoff_date: dt.date
+    schedule: str
+    expires_in: int | None
+    scope: str | None
+    token_created_at: dt.datetime | None
+    access_token: str | None = field(default=None, repr=False)
+    refresh_token: str | None = field(default=None, repr=False)
+
+    def expires_at(self) -> dt.datetime | None:
+        if self.token_created_at is None or self.expires_in is None:
+            return None
+        return self.token_created_at + dt.timedelta(seconds=self.expires_in)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUpdate:
+    """New token values to store (ciphertext) after a code exchange or a refresh."""
+
+    access_token: str = field(repr=False)
+    refresh_token: str = field(repr=False)
+    expires_in: int
+    scope: str
+    token_created_at: dt.datetime
+
+
+# Settings columns that name an account, in the order R-SET-1 lists them.
+ACCOUNT_SETTINGS = ("ar_account_id", "deferred_revenue_account_id", "expense_account_id",
+                    "income_account_id", "clearing_account_id")
+
+
+@dataclass(frozen=True, slots=True)
+class IntegrationSettings:
+    """An integration's settings; accounts by code and the company by name, None when unset
+    or pointing at a deleted record (R-SET-3)."""
+
+    integration_id: int
+    organization_id: int
+    ar_account: str | None
+    deferred_revenue_account: str | None
+    expense_account: str | None
+    income_account: str | None
+    clearing_account: str | None
+    company: str | None
+    sync_invoices: bool
+    ids: dict[str, int | None] = field(default_factory=dict, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in (
+            "integration_id", "ar_account", "deferred_revenue_account", "expense_account",
+            "income_account", "clearing_account", "company", "sync_invoices")}
+
+
+@dataclass(frozen=True, slots=True)
+class IntegrationError:
+    id: int
+    sync_run_id: int | None
+    remote_type: str | None
+    remote_id: str | None
+    message: str
+    created_at: dt.datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["created_at"] = self.created_at.isoformat()
+        return data

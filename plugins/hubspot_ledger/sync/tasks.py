@@ -8,7 +8,9 @@ placeholders, so the DAG runs end to end and its shape can be tested.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, NoReturn
+
+from hubspot_ledger.errors import NotFound, ReconnectRequired, SetupIncomplete, UserFacingError
 
 log = logging.getLogger(__name__)
 
@@ -20,12 +22,36 @@ def _placeholder(step: str, integration_id: int) -> None:
     log.info("%s for integration %s: not implemented yet (issue #4)", step, integration_id)
 
 
+def _fail_without_retry(exc: UserFacingError) -> NoReturn:
+    """A person must act (setup, reconnect): retrying would only repeat the failure."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    log.error("%s", exc)
+    raise AirflowFailException(str(exc)) from None
+
+
 def validate_setup(integration_id: int, **_: Any) -> None:
-    _placeholder("validate_setup", integration_id)
+    """R-SET-3: the run stops here with "Setup incomplete: …" when a setting is missing."""
+    from hubspot_ledger.integration_settings import validate_setup as check
+
+    try:
+        integration, settings = check(integration_id)
+    except (SetupIncomplete, ReconnectRequired, NotFound) as exc:
+        _fail_without_retry(exc)
+    log.info("Setup of integration %s (%s) is complete: portal %s, cutoff %s, invoices %s",
+             integration.id, integration.organization_name, integration.remote_id,
+             integration.cutoff_date, "on" if settings.sync_invoices else "off")
 
 
 def refresh_token(integration_id: int, **_: Any) -> None:
-    _placeholder("refresh_token", integration_id)
+    """R-AUTH-6: refresh the access token when it is near expiry, before any sync step."""
+    from hubspot_ledger.tokens import IntegrationTokens
+
+    try:
+        IntegrationTokens(integration_id).access_token()
+    except ReconnectRequired as exc:
+        _fail_without_retry(exc)
+    log.info("HubSpot access token of integration %s is valid", integration_id)
 
 
 def choose_invoice_branch(integration_id: int, **_: Any) -> list[str]:

@@ -1,0 +1,108 @@
+"""An integration's HubSpot access token, valid on demand (R-AUTH-6, R-AUTH-7).
+
+Tokens live encrypted in the ledger. A refresh happens when the access token is within five
+minutes of expiry, or when HubSpot answers 401 mid-sync. Refreshes of one integration are
+serialized by a row lock in the ledger, so concurrent tasks end with one valid pair of tokens.
+A revoked refresh token marks the integration `error` ("reconnect HubSpot") and raises
+`ReconnectRequired`, which callers must not retry.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+
+from hubspot_ledger.crypto import TokenCipher, get_cipher
+from hubspot_ledger.errors import ReconnectRequired
+from hubspot_ledger.hooks.hubspot import HubSpotAuthError, HubSpotHook
+from hubspot_ledger.hooks.ledger import LedgerHook
+from hubspot_ledger.ledger.records import Integration, IntegrationStatus, TokenUpdate
+
+log = logging.getLogger(__name__)
+
+NEAR_EXPIRY = dt.timedelta(minutes=5)  # DESIGN decision: "near expiry" means within 5 minutes
+REVOKED_MESSAGE = "HubSpot access was revoked or has expired: reconnect HubSpot"
+
+Clock = Callable[[], dt.datetime]
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class _Revoked(Exception):
+    """Raised inside the locked transaction so that it rolls back before status is written."""
+
+
+class IntegrationTokens:
+    """The `TokenSource` a HubSpotHook uses during a sync of one integration."""
+
+    def __init__(self, integration_id: int, *, ledger: LedgerHook | None = None,
+                 hubspot: HubSpotHook | None = None, cipher: TokenCipher | None = None,
+                 clock: Clock = _utcnow) -> None:
+        self.integration_id = integration_id
+        self.ledger = ledger or LedgerHook()
+        self.hubspot = hubspot or HubSpotHook()
+        self.cipher = cipher or get_cipher()
+        self.clock = clock
+        self._current: Integration | None = None
+
+    def _near_expiry(self, integration: Integration) -> bool:
+        expires_at = integration.expires_at()
+        return expires_at is None or self.clock() >= expires_at - NEAR_EXPIRY
+
+    def _usable(self, integration: Integration) -> Integration:
+        if integration.status != IntegrationStatus.CONNECTED or not integration.refresh_token:
+            reason = integration.status_message or f"status is {integration.status}"
+            raise ReconnectRequired(f"HubSpot is not connected ({reason}): reconnect HubSpot")
+        return integration
+
+    def access_token(self) -> str:
+        """A token valid for at least five more minutes; refreshes it first if needed."""
+        current = self._current or self._usable(self.ledger.get_integration(self.integration_id))
+        if self._near_expiry(current):
+            current = self._refresh(stale=current.access_token, force=False)
+        self._current = current
+        assert current.access_token is not None
+        return self.cipher.decrypt(current.access_token)
+
+    def refresh(self) -> str:
+        """After a 401: a new token, unless another process refreshed since we read ours."""
+        stale = self._current.access_token if self._current else None
+        self._current = self._refresh(stale=stale, force=True)
+        assert self._current.access_token is not None
+        return self.cipher.decrypt(self._current.access_token)
+
+    def _refresh(self, *, stale: str | None, force: bool) -> Integration:
+        def decide(current: Integration) -> TokenUpdate | None:
+            self._usable(current)
+            someone_else_refreshed = current.access_token != stale
+            if someone_else_refreshed and not self._near_expiry(current):
+                return None
+            if not force and not self._near_expiry(current):
+                return None
+            assert current.refresh_token is not None
+            try:
+                grant = self.hubspot.refresh_tokens(self.cipher.decrypt(current.refresh_token))
+            except HubSpotAuthError as exc:
+                raise _Revoked(str(exc)) from None
+            log.info("Refreshed the HubSpot access token of integration %s (valid %ss)",
+                     self.integration_id, grant.expires_in)
+            return TokenUpdate(
+                access_token=self.cipher.encrypt(grant.access_token),
+                refresh_token=self.cipher.encrypt(grant.refresh_token),
+                expires_in=grant.expires_in,
+                scope=" ".join(grant.scopes) or (current.scope or ""),
+                token_created_at=self.clock(),
+            )
+
+        try:
+            return self.ledger.update_tokens_locked(self.integration_id, decide)
+        except _Revoked as exc:
+            message = f"{REVOKED_MESSAGE} ({exc})" if str(exc) != REVOKED_MESSAGE \
+                else REVOKED_MESSAGE
+            self.ledger.set_integration_status(self.integration_id, IntegrationStatus.ERROR,
+                                               message)
+            log.error("Integration %s: %s", self.integration_id, message)
+            raise ReconnectRequired(message) from None
