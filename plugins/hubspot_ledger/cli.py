@@ -10,7 +10,7 @@ import argparse
 import datetime as dt
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import NoReturn
 
 from hubspot_ledger.config import apply_airflow_env_defaults
@@ -120,11 +120,18 @@ def cmd_errors(args: argparse.Namespace) -> None:
         print(f"{error.created_at:%Y-%m-%d %H:%M:%S}Z  {what:<24} {error.message}")
 
 
-def _not_yet(verb: str, issue: int) -> Callable[[argparse.Namespace], None]:
-    def handler(args: argparse.Namespace) -> None:
-        raise CliError(f"'{verb}' is not available yet (issue #{issue})")
+def cmd_sync(args: argparse.Namespace) -> None:
+    from hubspot_ledger.run_dag import run_integration_dag
 
-    return handler
+    result = run_integration_dag(args.integration, full_refresh=args.full_refresh)
+    for task_id, state in result.task_states.items():
+        print(f"{task_id:<26} {state}")
+    print(f"{result.dag_id} run {result.run_id}: {result.state}")
+    if not result.succeeded:
+        failed = [t for t, s in result.task_states.items() if s == "failed"]
+        raise CliError(f"the sync failed at {', '.join(failed) or 'an unknown step'}; "
+                       f"see `hubspot-ledger errors --integration {args.integration}` "
+                       "and the task log above")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -187,10 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
     errors.add_argument("--limit", type=int, default=200)
     errors.set_defaults(func=cmd_errors)
 
-    for verb, issue in (("sync", 4),):
-        stub = verbs.add_parser(verb, help=f"(issue #{issue})")
-        stub.add_argument("rest", nargs=argparse.REMAINDER)
-        stub.set_defaults(func=_not_yet(verb, issue))
+    sync = verbs.add_parser("sync", help="run an integration's DAG to completion, in-process")
+    sync.add_argument("--integration", type=int, required=True)
+    sync.add_argument("--full-refresh", action="store_true",
+                      help="re-read everything since the cutoff date")
+    sync.set_defaults(func=cmd_sync)
     return parser
 
 

@@ -8,6 +8,7 @@ Steps that are not built yet are announced as such, never faked.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import socket
@@ -16,11 +17,25 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.parse import parse_qs, urlparse
+
+import requests
 
 from hubspot_ledger.config import apply_airflow_env_defaults, prepare_airflow_home
 
 DEMO_ORGANIZATION = "Demo Company"
 DEMO_CUTOFF = dt.date(2024, 1, 1)
+DEMO_APP = {"client_id": "demo-client-id", "client_secret": "demo-client-secret",
+            "redirect_uri": "http://localhost:8080/hubspot/oauth-callback"}
+# The demo organization's books: setting → (account code, name, type), and its entity.
+DEMO_ACCOUNTS = {
+    "ar_account": ("1100", "Accounts receivable", "asset"),
+    "deferred_revenue_account": ("2400", "Deferred revenue", "liability"),
+    "expense_account": ("5000", "Cost of sales", "expense"),
+    "income_account": ("4000", "Revenue", "income"),
+    "clearing_account": ("1190", "HubSpot clearing", "asset"),
+}
+DEMO_ENTITY = ("Demo Company Ltd", "USD")
 LEDGER_TABLES = ("organizations", "integrations", "customers", "items", "contracts",
                  "performance_obligations", "invoices", "invoice_lines", "integration_records",
                  "integration_errors", "sync_runs")
@@ -41,7 +56,9 @@ def running_sandbox() -> Iterator[str]:
     port = _free_port()
     cli = os.path.join(os.path.dirname(sys.executable), "hubspot-ledger")
     proc = subprocess.Popen(  # noqa: S603 - our own CLI
-        [cli, "sandbox", "--port", str(port), "--seed", "1", "--scale", "tiny"],
+        [cli, "sandbox", "--port", str(port), "--seed", "1", "--scale", "tiny",
+         "--client-id", DEMO_APP["client_id"], "--client-secret", DEMO_APP["client_secret"],
+         "--redirect-uri", DEMO_APP["redirect_uri"]],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -68,6 +85,52 @@ def demo_integration_id() -> int:
     if existing:
         return existing[0].id
     return hook.create_integration(DEMO_ORGANIZATION, DEMO_CUTOFF)
+
+
+def use_sandbox_app(url: str) -> None:
+    """Point the hubspot_default connection at the sandbox (the deployment's HubSpot app)."""
+    os.environ["AIRFLOW_CONN_HUBSPOT_DEFAULT"] = json.dumps({
+        "conn_type": "http", "host": url, "login": DEMO_APP["client_id"],
+        "password": DEMO_APP["client_secret"],
+        "extra": {"redirect_uri": DEMO_APP["redirect_uri"],
+                  "authorize_url": f"{url}/oauth/authorize"}})
+
+
+def set_up_books(integration_id: int) -> None:
+    """The accounting product owns accounts and entities; the demo seeds a small chart."""
+    from hubspot_ledger.hooks.ledger import LedgerHook
+    from hubspot_ledger.integration_settings import save_settings
+    from hubspot_ledger.ledger.records import AccountType
+
+    hook = LedgerHook()
+    org = hook.get_integration(integration_id).organization_id
+    existing = hook.find_account_types(org, [code for code, _, _ in DEMO_ACCOUNTS.values()])
+    for code, name, kind in DEMO_ACCOUNTS.values():
+        if code not in existing:
+            hook.create_account(org, code, name, AccountType(kind))
+    if hook.find_company_id(org, DEMO_ENTITY[0]) is None:
+        hook.create_company(org, *DEMO_ENTITY)
+    settings = save_settings(integration_id,
+                             accounts={k: v[0] for k, v in DEMO_ACCOUNTS.items()},
+                             company=DEMO_ENTITY[0], sync_invoices=True)
+    print(f"    accounts {', '.join(c for c, _, _ in DEMO_ACCOUNTS.values())}; "
+          f"company {settings.company}; invoice sync on")
+
+
+def connect_through_oauth(integration_id: int) -> None:
+    """The real flow: consent URL → (the sandbox approves) → redirect with code → exchange."""
+    from hubspot_ledger.connect import auth_url, complete_connection
+
+    url = auth_url(integration_id)
+    print(f"    consent URL: {url.split('?')[0]}?…")
+    redirect = requests.get(url, allow_redirects=False, timeout=10)
+    location = redirect.headers.get("Location", "")
+    query = parse_qs(urlparse(location).query)
+    if "code" not in query:
+        raise RuntimeError(f"consent did not redirect with a code ({redirect.status_code})")
+    integration = complete_connection(query["code"][0], query.get("state", [""])[0])
+    print(f"    connected to portal {integration.remote_id} "
+          f"(currency {integration.currency}); tokens stored encrypted")
 
 
 def run_dag(integration_id: int) -> str:
@@ -112,9 +175,12 @@ def main() -> int:
 
     with running_sandbox() as url:
         say(f"HubSpot sandbox running at {url}")
+        use_sandbox_app(url)
         integration_id = demo_integration_id()
-        say(f"Organization '{DEMO_ORGANIZATION}', integration {integration_id}")
-        say("Connecting HubSpot through OAuth: not built yet (issue #3) — skipped")
+        say(f"Organization '{DEMO_ORGANIZATION}', integration {integration_id}: settings")
+        set_up_books(integration_id)
+        say("Connecting HubSpot through OAuth (authorization-code flow against the sandbox)")
+        connect_through_oauth(integration_id)
         state = run_dag(integration_id)
         say(f"DAG run finished: {state} (sync steps are placeholders until issue #4)")
         print_ledger()

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlencode
 
 import requests
@@ -73,6 +74,14 @@ class TokenGrant:
 
     def __repr__(self) -> str:
         return f"TokenGrant(expires_in={self.expires_in}, hub_id={self.hub_id}, scopes=...)"
+
+
+@dataclass(frozen=True)
+class Association:
+    """One associated record and HubSpot's association type ids (e.g. 5 = primary company)."""
+
+    to_id: str
+    type_ids: frozenset[int]
 
 
 @dataclass(frozen=True)
@@ -300,7 +309,108 @@ class HubSpotHook(BaseHook):
                     MAX_ATTEMPTS - 1, wait)
 
 
+    # -- CRM reads: each generator yields pages (lists of raw records) ---------------------
+
+    def list_pages(self, object_type: str, properties: Sequence[str],
+                   archived: bool = False) -> Iterator[list[dict[str, Any]]]:
+        """Every record of a type, by cursor paging (`GET /crm/v3/objects/{type}`)."""
+        params: dict[str, Any] = {"limit": LIST_PAGE, "properties": ",".join(properties),
+                                  "archived": str(archived).lower()}
+        while True:
+            body = self.request("GET", f"/crm/v3/objects/{object_type}", params=params)
+            yield list(body.get("results", []))
+            after = (body.get("paging") or {}).get("next", {}).get("after")
+            if not after:
+                return
+            params = {**params, "after": after}
+
+    def search_pages(self, object_type: str, filters: Sequence[dict[str, Any]],
+                     properties: Sequence[str]) -> Iterator[list[dict[str, Any]]]:
+        """Every record matching `filters` (ANDed), past the search API's 10,000-result cap.
+
+        Sorted by `hs_object_id`; before paging would reach the cap, the query restarts with
+        `hs_object_id > <last id seen>`, so no window is ever larger than the cap and nothing
+        is skipped, whatever the other filters are.
+        """
+        last_id: str | None = None
+        while True:
+            window = list(filters)
+            if last_id is not None:
+                window.append({"propertyName": "hs_object_id", "operator": "GT",
+                               "value": last_id})
+            after = 0
+            restart = False
+            while True:
+                body = self.request("POST", f"/crm/v3/objects/{object_type}/search", json_body={
+                    "filterGroups": [{"filters": window}],
+                    "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
+                    "properties": list(properties), "limit": SEARCH_PAGE, "after": str(after)})
+                results = list(body.get("results", []))
+                if results:
+                    yield results
+                    last_id = str(results[-1]["id"])
+                next_after = (body.get("paging") or {}).get("next", {}).get("after")
+                if not next_after:
+                    break
+                after = int(next_after)
+                if after + SEARCH_PAGE > SEARCH_CAP:
+                    restart = True
+                    break
+            if not restart:
+                return
+
+    def batch_read(self, object_type: str, ids: Sequence[str], properties: Sequence[str]
+                   ) -> Iterator[list[dict[str, Any]]]:
+        """Records by id, 100 per request. Ids HubSpot does not know are logged and left out."""
+        for chunk in _chunks(ids, BATCH_READ):
+            body = self.request("POST", f"/crm/v3/objects/{object_type}/batch/read",
+                                json_body={"inputs": [{"id": i} for i in chunk],
+                                           "properties": list(properties)})
+            for error in body.get("errors") or []:
+                log.warning("HubSpot could not read %s %s: %s", object_type,
+                            ",".join(map(str, (error.get("context") or {}).get("ids", []))),
+                            error.get("message"))
+            yield list(body.get("results", []))
+
+    def batch_associations(self, from_type: str, to_type: str, ids: Sequence[str]
+                           ) -> dict[str, list[Association]]:
+        """`from id → [associations]` (v4 batch read, 1,000 ids per request, every page)."""
+        found: dict[str, list[Association]] = {str(i): [] for i in ids}
+        pending = [{"id": str(i)} for i in ids]
+        while pending:
+            next_round: list[dict[str, str]] = []
+            for chunk in _chunks(pending, ASSOCIATION_BATCH):
+                body = self.request(
+                    "POST", f"/crm/v4/associations/{from_type}/{to_type}/batch/read",
+                    json_body={"inputs": chunk})
+                for result in body.get("results", []):
+                    source = str(result["from"]["id"])
+                    found.setdefault(source, []).extend(
+                        Association(to_id=str(to["toObjectId"]),
+                                    type_ids=frozenset(int(t["typeId"]) for t in
+                                                       to.get("associationTypes", [])))
+                        for to in result.get("to", []))
+                    after = (result.get("paging") or {}).get("next", {}).get("after")
+                    if after:
+                        next_round.append({"id": source, "after": str(after)})
+            pending = next_round
+        return found
+
+
 MAX_ATTEMPTS = 6
+# HubSpot's documented maxima: the fewest requests for the most records.
+LIST_PAGE = 100
+SEARCH_PAGE = 200
+SEARCH_CAP = 10_000
+BATCH_READ = 100
+ASSOCIATION_BATCH = 1_000
+
+T = TypeVar("T")
+
+
+def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 BACKOFF = tenacity.wait_exponential_jitter(initial=1, max=60, jitter=1)
 
 

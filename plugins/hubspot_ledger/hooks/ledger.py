@@ -23,6 +23,7 @@ from psycopg import sql
 from hubspot_ledger.config import LEDGER_CONN_ID, MIGRATIONS_DIR
 from hubspot_ledger.ledger import migrations
 from hubspot_ledger.ledger.errors import (
+    LedgerBusyError,
     LedgerSchemaError,
     LedgerUnavailableError,
     NotFoundError,
@@ -37,12 +38,20 @@ from hubspot_ledger.ledger.records import (
     IntegrationStatus,
     IntegrationSummary,
     Provider,
+    SyncRunStatus,
     TokenUpdate,
 )
 
 # libpq counts connect_timeout in whole seconds and treats anything under 2 as 2.
 _MIN_CONNECT_TIMEOUT = 2
 _MAINTENANCE_DB = "postgres"
+# First key of the per-integration advisory lock (pg_advisory_lock(int, int)): "HSLG".
+_LOCK_NAMESPACE = 0x48534C47
+
+
+def _scalar(cursor: psycopg.Cursor[Any]) -> Any:
+    row = cursor.fetchone()
+    return row[0] if row else None
 
 
 class LedgerHook(PostgresHook):
@@ -390,3 +399,80 @@ class LedgerHook(PostgresHook):
                 [integration_id, limit],
             ).fetchall()
         return [IntegrationError(*r) for r in rows]
+
+    # --- sync runs, errors log and the per-integration write lock (issue 4) -------------------
+
+    def start_sync_run(self, integration_id: int, dag_run_id: str) -> int:
+        """The sync_runs row of this DAG run, created by the first task that asks."""
+        with self._session() as conn, conn.transaction():
+            conn.execute(
+                "INSERT INTO ledger.sync_runs (integration_id, dag_run_id) VALUES (%s, %s) "
+                "ON CONFLICT (integration_id, dag_run_id) WHERE dag_run_id IS NOT NULL "
+                "DO NOTHING", [integration_id, dag_run_id])
+            row = conn.execute(
+                "SELECT id FROM ledger.sync_runs WHERE integration_id = %s AND dag_run_id = %s",
+                [integration_id, dag_run_id]).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def add_run_counts(self, run_id: int, step: str, counts: dict[str, int]) -> None:
+        """Store one step's counts under its name (a retried step replaces its own)."""
+        with self._session() as conn, conn.transaction():
+            conn.execute(
+                "UPDATE ledger.sync_runs SET counts = counts || jsonb_build_object(%s, %s::jsonb)"
+                " WHERE id = %s", [step, json.dumps(counts), run_id])
+
+    def finish_sync_run(self, run_id: int, status: SyncRunStatus, message: str | None = None
+                        ) -> None:
+        with self._session() as conn, conn.transaction():
+            conn.execute(
+                "UPDATE ledger.sync_runs SET status = %s, message = %s, "
+                "finished_at = greatest(now(), started_at) WHERE id = %s",
+                [status.value, message, run_id])
+
+    def get_sync_run(self, run_id: int) -> dict[str, Any]:
+        with self._session() as conn:
+            row = conn.execute(
+                "SELECT id, integration_id, started_at, finished_at, status, counts, dag_run_id,"
+                " message FROM ledger.sync_runs WHERE id = %s", [run_id]).fetchone()
+        if row is None:
+            raise NotFoundError(f"sync run {run_id} does not exist")
+        keys = ("id", "integration_id", "started_at", "finished_at", "status", "counts",
+                "dag_run_id", "message")
+        return dict(zip(keys, row, strict=True))
+
+    def log_errors(self, integration_id: int, run_id: int | None, step: str,
+                   errors: Sequence[tuple[str | None, str | None, str]]) -> None:
+        """Append (remote_type, remote_id, message) rows to the integration's errors log."""
+        if not errors:
+            return
+        with self._session() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO ledger.integration_errors "
+                "(integration_id, sync_run_id, step, remote_type, remote_id, message) "
+                "VALUES (%s, %s, %s, %s, %s, %s)",
+                [(integration_id, run_id, step, t, i, m) for t, i, m in errors])
+
+    @contextmanager
+    def integration_lock(self, integration_id: int, wait_seconds: float = 600
+                         ) -> Iterator[psycopg.Connection[Any]]:
+        """Hold the integration's write lock; yields the connection that holds it.
+
+        A session-level advisory lock: PostgreSQL releases it when the holder's connection
+        ends, so a killed task never leaves it behind. A second run waits up to
+        `wait_seconds`, then fails saying another run is writing.
+        """
+        deadline = time.monotonic() + wait_seconds
+        with self._session() as conn:
+            conn.autocommit = True
+            key = [_LOCK_NAMESPACE, integration_id]
+            while not _scalar(conn.execute("SELECT pg_try_advisory_lock(%s, %s)", key)):
+                if time.monotonic() >= deadline:
+                    raise LedgerBusyError(
+                        f"another sync of integration {integration_id} has been writing for "
+                        f"over {wait_seconds:g}s; this run gives up")
+                time.sleep(0.5)
+            try:
+                yield conn
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s, %s)", key)

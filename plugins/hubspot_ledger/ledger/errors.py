@@ -33,3 +33,7 @@ def first_line(exc: BaseException) -> str:
 
 class NotFoundError(LedgerError, LookupError):
     """A record named by the caller does not exist (or is not in the caller's organization)."""
+
+
+class LedgerBusyError(LedgerError):
+    """Another run holds the integration's write lock for too long."""
