@@ -161,8 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sandbox = verbs.add_parser("sandbox", help="serve the HubSpot sandbox (see sandbox --help)",
                                add_help=False)
-    sandbox.add_argument("rest", nargs=argparse.REMAINDER)
-    sandbox.set_defaults(func=cmd_sandbox)
+    sandbox.set_defaults(func=cmd_sandbox, rest=[])
 
     auth = verbs.add_parser("auth-url", help="print the HubSpot consent URL of an integration")
     auth.add_argument("--integration", type=int, required=True)
@@ -223,7 +222,12 @@ def _log_to_stderr(verbose: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     apply_airflow_env_defaults()
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # The sandbox verb owns its flags (argparse.REMAINDER does not take leading options).
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.verb != "sandbox":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.rest = extra if args.verb == "sandbox" else getattr(args, "rest", [])
     _log_to_stderr(args.verbose)
     try:
         args.func(args)

@@ -129,28 +129,29 @@ def test_line_endings_alone_are_not_a_change(scratch_db: str, tmp_path: Path) ->
 
 def test_an_applied_version_without_its_file_is_refused(scratch_db: str, tmp_path: Path) -> None:
     directory = copy_migrations(tmp_path / "migrations")
-    (directory / "0002_extra.sql").write_text("CREATE TABLE ledger.extra (id int);\n")
+    (directory / "9002_extra.sql").write_text("CREATE TABLE ledger.extra (id int);\n")
     with connect(scratch_db) as conn:
         migrations.migrate(conn, directory)
-        (directory / "0002_extra.sql").unlink()
-        with pytest.raises(MigrationError, match="0002 applied but no file"):
+        (directory / "9002_extra.sql").unlink()
+        with pytest.raises(MigrationError, match="9002 applied but no file"):
             migrations.migrate(conn, directory)
 
 
 def test_a_failing_migration_leaves_nothing_behind(scratch_db: str, tmp_path: Path) -> None:
     directory = copy_migrations(tmp_path / "migrations")
-    (directory / "0002_broken.sql").write_text(
+    (directory / "9002_broken.sql").write_text(
         "CREATE TABLE ledger.half_done (id int);\nSELECT no_such_function();\n"
     )
+    shipped = [(m.version,) for m in migrations.discover(MIGRATIONS_DIR)]
     with connect(scratch_db) as conn:
-        with pytest.raises(MigrationError, match=r"0002_broken.sql failed: .*no_such_function"):
+        with pytest.raises(MigrationError, match=r"9002_broken.sql failed: .*no_such_function"):
             migrations.migrate(conn, directory)
-        rows = conn.execute("SELECT version FROM ledger.schema_migrations").fetchall()
-        assert rows == [("0001",)]  # 0001 committed on its own; 0002 rolled back entirely
+        rows = conn.execute("SELECT version FROM ledger.schema_migrations ORDER BY 1").fetchall()
+        assert rows == shipped  # each committed on its own; 9002 rolled back entirely
         assert conn.execute("SELECT to_regclass('ledger.half_done')").fetchone() == (None,)
         # The lock was released: a fixed file applies.
-        (directory / "0002_broken.sql").write_text("CREATE TABLE ledger.half_done (id int);\n")
-        assert migrations.migrate(conn, directory) == ["0002"]
+        (directory / "9002_broken.sql").write_text("CREATE TABLE ledger.half_done (id int);\n")
+        assert migrations.migrate(conn, directory) == ["9002"]
 
 
 @pytest.mark.parametrize("name", ["1_short.sql", "0003-dash.sql", "0003_Upper.sql"])

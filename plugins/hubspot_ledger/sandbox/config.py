@@ -1,0 +1,133 @@
+"""The sandbox's settings: the OAuth app, the default portal, limits, and the data scales."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_SCOPES = ("oauth", "crm.objects.deals.read", "crm.objects.companies.read",
+                  "crm.objects.line_items.read", "crm.objects.products.read",
+                  "crm.objects.invoices.read")
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How many records a generated portal holds (line items follow from deals and invoices)."""
+
+    deals: int
+    products: int
+    companies: int
+    invoices: int
+
+    @property
+    def contacts(self) -> int:
+        return self.companies
+
+
+TINY = Scale(deals=16, products=5, companies=4, invoices=5)
+PRESETS = {"tiny": None, "small": 75, "medium": 2_000, "large": 40_000}
+
+
+def parse_scale(value: str | int) -> Scale:
+    """A preset name or a number of deals (the other types in proportion, at least tiny's)."""
+    text = str(value).strip().lower()
+    if text == "tiny":
+        return TINY
+    deals = PRESETS.get(text)
+    if deals is None:
+        if not text.isdigit():
+            raise ValueError(f"scale must be one of {', '.join(PRESETS)} or a number of deals,"
+                             f" not {value!r}")
+        deals = int(text)
+    return Scale(deals=deals, products=max(TINY.products, round(deals * 0.075)),
+                 companies=max(TINY.companies, round(deals * 0.25)),
+                 invoices=max(TINY.invoices, round(deals * 0.5)))
+
+
+@dataclass
+class PortalSettings:
+    """One HubSpot account (portal): what account details report, and how its data is made."""
+
+    portal_id: int
+    seed: int = 1
+    scale: str = "small"
+    currency: str = "USD"
+    ui_domain: str = "app.hubspot.com"
+    time_zone: str = "US/Eastern"
+    utc_offset_ms: int = -5 * 3600 * 1000
+    data_hosting_location: str = "na1"
+    account_type: str = "STANDARD"
+    additional_currencies: list[str] = field(default_factory=lambda: ["EUR", "GBP"])
+    hub_domain: str = "sandbox-portal.example.com"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class SandboxConfig:
+    """Everything configurable. `RUNTIME` names what the admin API may change while running."""
+
+    seed: int = 1
+    scale: str = "small"
+    portal_id: int = 62515
+    currency: str = "USD"
+    ui_domain: str = "app.hubspot.com"
+    client_id: str = "5d2a3d3e-0000-4000-8000-5a4db0c11e47"
+    client_secret: str = "sandbox-client-secret"  # noqa: S105 - a fake, printed at start
+    redirect_uris: list[str] = field(
+        default_factory=lambda: ["http://localhost:8080/hubspot/oauth-callback"])
+    scopes: list[str] = field(default_factory=lambda: list(DEFAULT_SCOPES))
+    optional_scopes: list[str] = field(default_factory=list)
+    app_id: int = 3141592
+    access_token_ttl: int = 1800  # seconds; HubSpot's 30 minutes
+    code_ttl: int = 300  # seconds an authorization code stays exchangeable
+    rate_limit: int = 110  # requests per window per portal (OAuth apps; search excluded)
+    rate_window: float = 10.0  # seconds
+    search_rate: int = 5  # search requests per second per portal
+    search_lag: float = 0.0  # seconds a modified record stays invisible to search
+    search_cap: int = 10_000  # results a search can page through
+    association_page_size: int = 500  # `to` entries per input of a v4 batch read
+    consent: str = "approve"  # what the simulated user answers on the consent page
+    request_log_size: int = 200_000
+
+    RUNTIME = frozenset({
+        "access_token_ttl", "code_ttl", "rate_limit", "rate_window", "search_rate",
+        "search_lag", "search_cap", "association_page_size", "consent", "redirect_uris",
+        "scopes", "optional_scopes", "request_log_size"})
+
+    def portal_settings(self) -> PortalSettings:
+        return PortalSettings(portal_id=self.portal_id, seed=self.seed, scale=self.scale,
+                              currency=self.currency, ui_domain=self.ui_domain)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data.pop("client_secret")
+        return data
+
+    def updated(self, changes: dict[str, Any]) -> SandboxConfig:
+        """A copy with `changes` applied; ValueError names a key that cannot change or a bad
+        value."""
+        unknown = set(changes) - self.RUNTIME
+        if unknown:
+            raise ValueError(f"cannot change {', '.join(sorted(unknown))} at run time "
+                             f"(changeable: {', '.join(sorted(self.RUNTIME))})")
+        typed: dict[str, Any] = {}
+        for key, value in changes.items():
+            current = getattr(self, key)
+            try:
+                if isinstance(current, list):
+                    typed[key] = value.split() if isinstance(value, str) else \
+                        [str(v) for v in value]
+                elif isinstance(current, bool) or isinstance(current, str):
+                    typed[key] = str(value)
+                elif isinstance(current, int):
+                    typed[key] = int(value)
+                else:
+                    typed[key] = float(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"bad value for {key}: {value!r}") from None
+        if typed.get("consent", "approve") not in ("approve", "deny"):
+            raise ValueError("consent must be approve or deny")
+        return dataclasses.replace(self, **typed)

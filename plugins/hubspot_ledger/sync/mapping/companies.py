@@ -1,0 +1,25 @@
+"""Companies → customers (R-COMP-2)."""
+
+from __future__ import annotations
+
+from hubspot_ledger.ledger.records import CustomerType
+from hubspot_ledger.sync.mapping.data import customer_fields
+from hubspot_ledger.sync.mapping.drafts import CustomerDraft
+from hubspot_ledger.sync.models import Company, clean_line
+
+
+def map_company_to_customer(company: Company) -> CustomerDraft:
+    """A customer of type `company`, its fields per company_to_customer.yaml (blank → None).
+
+    A company without a name is named after its domain, else "HubSpot company <id>": the deals
+    it bought must not be lost for a missing name, and the id lets an accountant find it.
+    """
+    values = {field: clean_line(company.text(prop)) for field, prop in customer_fields().items()}
+    name = values.get("name") or clean_line(company.domain) or f"HubSpot company {company.id}"
+    return CustomerDraft(
+        remote_id=company.id, name=name, customer_type=CustomerType.COMPANY,
+        email=values.get("email"), phone=values.get("phone"), website=values.get("website"),
+        address_line1=values.get("address_line1"), address_line2=values.get("address_line2"),
+        city=values.get("city"), state=values.get("state"),
+        postal_code=values.get("postal_code"), country=values.get("country"),
+    )

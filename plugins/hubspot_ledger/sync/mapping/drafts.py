@@ -1,0 +1,182 @@
+"""What the map layer hands the loader: frozen drafts of ledger rows.
+
+Drafts name HubSpot records by their remote ids (the loader resolves them to ledger ids through
+`integration_records`); the only ledger ids they carry are the accounts and the accounting
+company taken from the integration's settings. Money is `Decimal`, already rounded to what the
+ledger columns hold; dates are `date`s (UTC, DESIGN "time zone").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from enum import Enum
+from typing import Any, ClassVar
+
+from hubspot_ledger.ledger.records import (
+    ContractStatus,
+    CustomerType,
+    ItemType,
+    RecognitionStrategy,
+    RemoteType,
+)
+
+PLACEHOLDER_NAME = "Unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class ItemDraft:
+    """An item from a HubSpot product (R-PROD-1…4). `remote_id` is the product id."""
+
+    REMOTE_TYPE: ClassVar[RemoteType] = RemoteType.PRODUCT
+
+    remote_id: str
+    sku: str
+    name: str
+    description: str | None
+    item_type: ItemType
+    income_account_id: int
+    expense_account_id: int
+    deferred_revenue_account_id: int | None  # service items only (R-PROD-4)
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerDraft:
+    """A customer from a HubSpot company (R-COMP-2), or the "Unknown" placeholder
+    (`remote_id` None, `is_placeholder` True; one per organization, DESIGN "placeholders")."""
+
+    REMOTE_TYPE: ClassVar[RemoteType] = RemoteType.COMPANY
+
+    remote_id: str | None
+    name: str
+    customer_type: CustomerType = CustomerType.COMPANY
+    email: str | None = None
+    phone: str | None = None
+    website: str | None = None
+    address_line1: str | None = None
+    address_line2: str | None = None
+    city: str | None = None
+    state: str | None = None
+    postal_code: str | None = None
+    country: str | None = None
+    is_placeholder: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CompanyDraft:
+    """The "Unknown" accounting company (entity) invoices post against (R-INV-6)."""
+
+    name: str = PLACEHOLDER_NAME
+    currency: str | None = None
+    is_placeholder: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ObligationDraft:
+    """A performance obligation from one deal line item (R-DEAL-2, R-DEAL-3, R-DEAL-6).
+
+    `item` is drafted from the line's product so that the loader can create it on the spot when
+    the product has no mapping yet (R-DEAL-2); when it has one, the loader uses the mapped item.
+    """
+
+    REMOTE_TYPE: ClassVar[RemoteType] = RemoteType.LINE_ITEM
+
+    remote_id: str
+    product_id: str
+    item: ItemDraft
+    description: str | None
+    quantity: Decimal  # numeric(20,6)
+    unit_price: Decimal  # numeric(20,6)
+    discount_percent: Decimal | None  # numeric(9,6), 0..100; set for a percentage discount
+    discount_amount: Decimal | None  # the line's whole fixed discount; set for a fixed one
+    amount: Decimal  # net, rounded to the currency (DESIGN "obligation money")
+    recognition_strategy: RecognitionStrategy = RecognitionStrategy.IMMEDIATE
+
+
+@dataclass(frozen=True, slots=True)
+class ContractDraft:
+    """A draft contract from a closed-won deal (R-DEAL-1…7). `remote_id` is the deal id."""
+
+    REMOTE_TYPE: ClassVar[RemoteType] = RemoteType.DEAL
+
+    remote_id: str
+    company_id: int  # the integration's accounting company (settings)
+    customer: CustomerDraft  # the deal's primary company, or the placeholder (R-DEAL-4)
+    name: str
+    memo: str
+    currency: str
+    contract_date: dt.date
+    total_amount: Decimal  # sum of the obligations' amounts
+    obligations: tuple[ObligationDraft, ...]
+    status: ContractStatus = ContractStatus.DRAFT
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceLineDraft:
+    """A sales invoice line from a HubSpot invoice line item, or the separate negative line of
+    its discount (`is_discount`, R-INV-4; DESIGN "invoice discount line")."""
+
+    REMOTE_TYPE: ClassVar[RemoteType] = RemoteType.LINE_ITEM
+
+    remote_id: str  # the HubSpot line item id (also for its discount line)
+    product_id: str
+    item: ItemDraft
+    description: str | None
+    quantity: Decimal
+    unit_price: Decimal
+    amount: Decimal
+    is_discount: bool = False
+
+    @property
+    def remote_key(self) -> str:
+        """Unique per invoice line: a discount line shares its line item's remote id."""
+        return f"{self.remote_id}:discount" if self.is_discount else self.remote_id
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceDraft:
+    """A sales invoice from a HubSpot invoice (R-INV-1…6). `remote_id` is the invoice id."""
+
+    REMOTE_TYPE: ClassVar[RemoteType] = RemoteType.INVOICE
+
+    remote_id: str
+    number: str
+    invoice_date: dt.date
+    due_date: dt.date
+    currency: str
+    total_amount: Decimal
+    lines: tuple[InvoiceLineDraft, ...]
+    customer: CustomerDraft = field(default_factory=lambda: placeholder_customer())
+    company: CompanyDraft = field(default_factory=CompanyDraft)
+
+
+def placeholder_customer() -> CustomerDraft:
+    """The organization's one "Unknown" customer (R-DEAL-4, R-INV-6)."""
+    return CustomerDraft(remote_id=None, name=PLACEHOLDER_NAME, is_placeholder=True)
+
+
+def placeholder_company() -> CompanyDraft:
+    """The organization's one "Unknown" accounting company, for invoices (R-INV-6)."""
+    return CompanyDraft()
+
+
+Draft = ItemDraft | CustomerDraft | ContractDraft | InvoiceDraft
+
+
+def fingerprint(draft: Draft) -> str:
+    """A stable hash of everything a draft would write, for `integration_records.fingerprint`:
+    equal drafts hash equal, so the loader can tell an unchanged record without rewriting it."""
+    payload = json.dumps(asdict(draft), default=_json_value, sort_keys=True,
+                         separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _json_value(value: Any) -> str:
+    if isinstance(value, Enum):
+        return str(value.value)
+    if isinstance(value, Decimal | dt.date):
+        return str(value)
+    raise TypeError(f"cannot fingerprint {type(value).__name__}")

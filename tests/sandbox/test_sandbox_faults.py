@@ -1,0 +1,116 @@
+"""Fault injection: each action and trigger, matching, determinism, and rule validation."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+import requests
+
+from hubspot_ledger.sandbox.testing import SandboxAdminError, SandboxServer
+
+from .helpers import Api
+
+pytestmark = pytest.mark.integration
+
+DEALS = "/crm/v3/objects/deals"
+
+
+def statuses(api: Api, count: int, path: str = DEALS) -> list[int]:
+    return [api.get(path).status_code for _ in range(count)]
+
+
+def test_status_on_the_nth_call_every_nth_and_first_k(sb: SandboxServer, api: Api) -> None:
+    sb.set_faults([{"endpoint": "GET /crm/v3/objects/deals", "status": 503, "nth": 2}])
+    assert statuses(api, 4) == [200, 503, 200, 200]
+    sb.set_faults([{"path": "/crm/v3/objects/deals", "status": 500, "every": 3}])
+    assert statuses(api, 7) == [200, 200, 500, 200, 200, 500, 200]
+    sb.set_faults([{"object_type": "deals", "status": 502, "first": 2}])
+    assert statuses(api, 3) == [502, 502, 200]
+    assert statuses(api, 1, "/crm/v3/objects/companies") == [200]  # not matched
+    sb.clear_faults()
+    assert statuses(api, 2) == [200, 200]
+
+
+def test_fault_bodies(sb: SandboxServer, api: Api) -> None:
+    sb.set_faults([{"object_type": "deal", "status": 429, "nth": 1},
+                   {"object_type": "companies", "status": 504},
+                   {"endpoint": "POST /crm/v3/objects/*/search", "status": 429}])
+    limited = api.get(DEALS)
+    body = limited.json()
+    assert limited.status_code == 429 and body["policyName"] == "TEN_SECONDLY_ROLLING"
+    assert body["errorType"] == "RATE_LIMIT" and body["category"] == "RATE_LIMITS"
+    assert body["correlationId"] == limited.headers["X-HubSpot-Correlation-Id"]
+    gateway = api.get("/crm/v3/objects/companies")
+    assert gateway.status_code == 504 and gateway.json()["status"] == "error"
+    assert api.search("deals").json()["policyName"] == "SECONDLY"
+
+
+def test_delay(sb: SandboxServer, api: Api) -> None:
+    sb.add_fault(action="delay", delay=0.3, endpoint="GET /crm/v3/objects/deals", nth=1)
+    started = time.perf_counter()
+    assert api.get(DEALS).status_code == 200
+    assert time.perf_counter() - started >= 0.3
+    started = time.perf_counter()
+    api.get(DEALS)
+    assert time.perf_counter() - started < 0.3
+    sb.set_faults([{"status": 503, "delay": 0.2, "object_type": "deals"}])
+    started = time.perf_counter()
+    assert api.get(DEALS).status_code == 503
+    assert time.perf_counter() - started >= 0.2
+
+
+def test_connection_reset(sb: SandboxServer, api: Api) -> None:
+    sb.add_fault(action="reset", method="POST", endpoint="*/search", nth=1)
+    with pytest.raises(requests.ConnectionError):
+        api.search("deals")
+    assert api.search("deals").status_code == 200
+    entry = sb.requests(endpoint="POST /crm/v3/objects/deals/search")[0]
+    assert entry["status"] is None and entry["fault"]
+
+
+def test_early_token_expiry(sb: SandboxServer, api: Api) -> None:
+    sb.add_fault(action="expire_token", nth=2, object_type="deals")
+    assert api.get(DEALS).status_code == 200
+    expired = api.get(DEALS)
+    assert expired.status_code == 401
+    assert expired.json()["category"] == "EXPIRED_AUTHENTICATION"
+    assert api.get("/crm/v3/objects/companies").status_code == 401  # the token stays expired
+
+
+def test_faults_on_the_token_endpoint_and_per_portal(sb: SandboxServer, api: Api) -> None:
+    sb.add_portal(portal_id=8080)
+    sb.set_faults([{"endpoint": "POST /oauth/v3/token", "status": 503, "first": 1},
+                   {"portal_id": 8080, "status": 500}])
+    tokens = sb.issue_tokens()
+    form = {"grant_type": "refresh_token", "client_id": sb.client_id,
+            "client_secret": sb.client_secret, "refresh_token": tokens["refresh_token"]}
+    url = f"{sb.url}/oauth/v3/token"
+    assert [requests.post(url, data=form, timeout=10).status_code for _ in range(2)] == \
+        [503, 200]
+    other = Api(sb.url, sb.issue_tokens(portal_id=8080)["access_token"])
+    assert other.get(DEALS).status_code == 500 and api.get(DEALS).status_code == 200
+
+
+def test_same_rules_same_outcome(sb: SandboxServer, api: Api) -> None:
+    rules: list[dict[str, Any]] = [{"object_type": "deals", "status": 503, "every": 2},
+                                   {"object_type": "deals", "status": 429, "nth": 3}]
+    runs = []
+    for _ in range(2):
+        sb.set_faults(rules)
+        runs.append(statuses(api, 6))
+    assert runs[0] == runs[1] == [200, 503, 429, 503, 200, 503]
+    counters = {r["id"]: (r["matched"], r["fired"]) for r in sb.faults()}
+    assert counters == {"fault-3": (6, 3), "fault-4": (6, 1)}
+
+
+def test_bad_rules_are_refused(sb: SandboxServer) -> None:
+    for rule in ({"action": "explode"}, {"status": 200}, {"nth": 1, "every": 2},
+                 {"object_type": "widgets"}, {"colour": "red"}, {"first": 0}):
+        with pytest.raises(SandboxAdminError):
+            sb.set_faults([rule])
+    assert sb.faults() == []
+    added = sb.add_fault(id="mine", status=500)
+    sb.remove_fault(added["id"])
+    assert sb.faults() == []
