@@ -17,7 +17,8 @@ from hubspot_ledger.oauth_state import InvalidState, sign_state, verify_state
 log = logging.getLogger(__name__)
 
 
-def _integration(ledger: LedgerHook, integration_id: int) -> Integration:
+def load_integration(ledger: LedgerHook, integration_id: int) -> Integration:
+    """The integration, or NotFound (404) saying it does not exist."""
     try:
         return ledger.get_integration(integration_id)
     except NotFoundError:
@@ -27,7 +28,7 @@ def _integration(ledger: LedgerHook, integration_id: int) -> Integration:
 def auth_url(integration_id: int, *, ledger: LedgerHook | None = None,
              hubspot: HubSpotHook | None = None) -> str:
     """The HubSpot consent URL, with a signed state bound to this integration (R-AUTH-2)."""
-    integration = _integration(ledger or LedgerHook(), integration_id)
+    integration = load_integration(ledger or LedgerHook(), integration_id)
     state = sign_state(integration.id, get_cipher().signing_key)
     return (hubspot or HubSpotHook()).consent_url(state)
 
@@ -48,7 +49,7 @@ def complete_connection(code: str, state: str, *, ledger: LedgerHook | None = No
         claims = verify_state(state, get_cipher().signing_key)
     except InvalidState as exc:
         raise InvalidInput(str(exc)) from None
-    integration = _integration(ledger, claims.integration_id)
+    integration = load_integration(ledger, claims.integration_id)
     if not ledger.claim_oauth_state(claims.nonce, integration.id, claims.expires_at):
         raise InvalidInput("This OAuth state was already used; start the connection again")
     try:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hubspot_ledger.errors import InvalidInput, NotFound, ReconnectRequired, SetupIncomplete
+from hubspot_ledger.connect import load_integration
+from hubspot_ledger.errors import InvalidInput, ReconnectRequired, SetupIncomplete
 from hubspot_ledger.hooks.ledger import LedgerHook
-from hubspot_ledger.ledger.errors import NotFoundError
 from hubspot_ledger.ledger.records import (
     AccountType,
     Integration,
@@ -39,17 +39,10 @@ ACCOUNTS = (
 COMPANY_LABEL = "accounting company"
 
 
-def _integration(ledger: LedgerHook, integration_id: int) -> Integration:
-    try:
-        return ledger.get_integration(integration_id)
-    except NotFoundError:
-        raise NotFound(f"Integration {integration_id} does not exist") from None
-
-
 def get_settings(integration_id: int, *, ledger: LedgerHook | None = None
                  ) -> IntegrationSettings:
     ledger = ledger or LedgerHook()
-    _integration(ledger, integration_id)
+    load_integration(ledger, integration_id)
     return ledger.get_settings(integration_id)
 
 
@@ -59,7 +52,7 @@ def save_settings(integration_id: int, *, accounts: dict[str, str] | None = None
     """Save the given settings; accounts by code and the company by name, in the integration's
     organization. Nothing is saved unless every given value resolves."""
     ledger = ledger or LedgerHook()
-    integration = _integration(ledger, integration_id)
+    integration = load_integration(ledger, integration_id)
     accounts = {k: v for k, v in (accounts or {}).items() if v is not None}
     by_field = {a.field: a for a in ACCOUNTS}
     unknown_fields = set(accounts) - set(by_field)
@@ -108,7 +101,7 @@ def validate_setup(integration_id: int, *, ledger: LedgerHook | None = None
                    ) -> tuple[Integration, IntegrationSettings]:
     """The first step of every run: connected, and every required setting resolves."""
     ledger = ledger or LedgerHook()
-    integration = _integration(ledger, integration_id)
+    integration = load_integration(ledger, integration_id)
     settings = ledger.get_settings(integration_id)
     missing = missing_settings(settings)
     if integration.status == IntegrationStatus.DISCONNECTED:
