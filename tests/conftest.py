@@ -26,6 +26,7 @@ TEST_LEDGER_URI = PG_ADMIN_URI.rsplit("/", 1)[0] + f"/{TEST_DB_NAME}"
 
 os.environ["AIRFLOW_HOME"] = str(PROJECT_ROOT / ".airflow-test")
 os.environ["AIRFLOW_CONN_LEDGER_DEFAULT"] = TEST_LEDGER_URI
+os.environ.setdefault("HUBSPOT_LEDGER_RETRY_DELAY_SECONDS", "1")
 os.environ.setdefault("HUBSPOT_LEDGER_STATE_DIR", str(PROJECT_ROOT / ".airflow-test" / "state"))
 apply_airflow_env_defaults()
 

@@ -34,7 +34,10 @@ START_DATE = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
 DEFAULT_ARGS = {
     "owner": "hubspot-ledger",
     "retries": 2,
-    "retry_delay": dt.timedelta(minutes=1),
+    # Overridable so that tests and `hubspot-ledger sync` runs of a flaky sandbox need not
+    # wait out production's back-off.
+    "retry_delay": dt.timedelta(
+        seconds=float(os.environ.get("HUBSPOT_LEDGER_RETRY_DELAY_SECONDS", "60"))),
     "retry_exponential_backoff": 2.0,
     "max_retry_delay": dt.timedelta(minutes=15),
 }
@@ -46,6 +49,8 @@ STEPS = ("validate_setup", "refresh_token", tasks.INVOICES_TASK, tasks.PRODUCTS_
 STEP_OVERRIDES: dict[str, dict[str, Any]] = {
     "validate_setup": {"retries": 0},  # a setup problem needs a person, not a retry
     tasks.PRODUCTS_TASK: {"trigger_rule": "none_failed_min_one_success"},
+    # The report settles the run whatever happened upstream, and fails it when a step did.
+    "report": {"trigger_rule": "all_done", "retries": 0},
 }
 
 Fetch = Callable[[], Sequence[IntegrationSummary]]

@@ -157,7 +157,13 @@ def test_r_set_3_a_run_of_an_unconfigured_integration_stops_at_validate_setup(
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
     assert run.state == "failed", states
     assert states["validate_setup"] == "failed"
-    assert all(states[t] == "upstream_failed" for t in FIXED_ORDER[1:]), states
+    assert all(states[t] == "upstream_failed" for t in FIXED_ORDER[1:-1]), states
+    # The report runs whatever happened upstream: it settles the run as failed, and fails.
+    assert states["report"] == "failed"
     out = capfd.readouterr()
     assert "Setup incomplete: HubSpot is not connected yet; accounts-receivable account" in \
         out.out + out.err
+    status, message = ledger.execute(
+        "SELECT status, message FROM ledger.sync_runs").fetchone()
+    assert status == "failed"
+    assert message.startswith("validate_setup: Setup incomplete: HubSpot is not connected yet")

@@ -325,9 +325,12 @@ class HubSpotHook(BaseHook):
             params = {**params, "after": after}
 
     def search_pages(self, object_type: str, filters: Sequence[dict[str, Any]],
-                     properties: Sequence[str]) -> Iterator[list[dict[str, Any]]]:
+                     properties: Sequence[str], *,
+                     any_of: Sequence[Sequence[dict[str, Any]]] = ()
+                     ) -> Iterator[list[dict[str, Any]]]:
         """Every record matching `filters` (ANDed), past the search API's 10,000-result cap.
 
+        `any_of` ORs alternative filter groups, each ANDed with `filters`.
         Sorted by `hs_object_id`; before paging would reach the cap, the query restarts with
         `hs_object_id > <last id seen>`, so no window is ever larger than the cap and nothing
         is skipped, whatever the other filters are.
@@ -338,11 +341,12 @@ class HubSpotHook(BaseHook):
             if last_id is not None:
                 window.append({"propertyName": "hs_object_id", "operator": "GT",
                                "value": last_id})
+            groups = [{"filters": [*window, *alt]} for alt in any_of] or [{"filters": window}]
             after = 0
             restart = False
             while True:
                 body = self.request("POST", f"/crm/v3/objects/{object_type}/search", json_body={
-                    "filterGroups": [{"filters": window}],
+                    "filterGroups": groups,
                     "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
                     "properties": list(properties), "limit": SEARCH_PAGE, "after": str(after)})
                 results = list(body.get("results", []))

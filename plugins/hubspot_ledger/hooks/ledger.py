@@ -41,6 +41,7 @@ from hubspot_ledger.ledger.records import (
     SyncRunStatus,
     TokenUpdate,
 )
+from hubspot_ledger.ledger.writer import LedgerWriter, insert_errors
 
 # libpq counts connect_timeout in whole seconds and treats anything under 2 as 2.
 _MIN_CONNECT_TIMEOUT = 2
@@ -419,8 +420,9 @@ class LedgerHook(PostgresHook):
         """Store one step's counts under its name (a retried step replaces its own)."""
         with self._session() as conn, conn.transaction():
             conn.execute(
-                "UPDATE ledger.sync_runs SET counts = counts || jsonb_build_object(%s, %s::jsonb)"
-                " WHERE id = %s", [step, json.dumps(counts), run_id])
+                "UPDATE ledger.sync_runs SET counts = counts || "
+                "jsonb_build_object(%s::text, %s::jsonb) WHERE id = %s",
+                [step, json.dumps(counts), run_id])
 
     def finish_sync_run(self, run_id: int, status: SyncRunStatus, message: str | None = None
                         ) -> None:
@@ -429,6 +431,23 @@ class LedgerHook(PostgresHook):
                 "UPDATE ledger.sync_runs SET status = %s, message = %s, "
                 "finished_at = greatest(now(), started_at) WHERE id = %s",
                 [status.value, message, run_id])
+
+    def note_run_failure(self, run_id: int, message: str) -> None:
+        """Keep why a step of the run failed, for the report (several steps may add theirs)."""
+        with self._session() as conn, conn.transaction():
+            conn.execute(
+                "UPDATE ledger.sync_runs SET message = concat_ws('; ', message, %s::text) "
+                "WHERE id = %s", [message[:2000], run_id])
+
+    def count_run_errors(self, run_id: int) -> int:
+        with self._session() as conn:
+            return int(_scalar(conn.execute(
+                "SELECT count(*) FROM ledger.integration_errors WHERE sync_run_id = %s",
+                [run_id])))
+
+    def clear_staging(self, run_id: int) -> None:
+        with self._session() as conn, conn.transaction():
+            conn.execute("DELETE FROM ledger.sync_staging WHERE sync_run_id = %s", [run_id])
 
     def get_sync_run(self, run_id: int) -> dict[str, Any]:
         with self._session() as conn:
@@ -446,12 +465,16 @@ class LedgerHook(PostgresHook):
         """Append (remote_type, remote_id, message) rows to the integration's errors log."""
         if not errors:
             return
-        with self._session() as conn, conn.transaction(), conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO ledger.integration_errors "
-                "(integration_id, sync_run_id, step, remote_type, remote_id, message) "
-                "VALUES (%s, %s, %s, %s, %s, %s)",
-                [(integration_id, run_id, step, t, i, m) for t, i, m in errors])
+        with self._session() as conn, conn.transaction():
+            insert_errors(conn, integration_id, run_id, step, errors)
+
+    @contextmanager
+    def writer(self, integration_id: int, wait_seconds: float = 600
+               ) -> Iterator[LedgerWriter]:
+        """A `LedgerWriter` for the integration, holding its write lock while it lives."""
+        organization_id = self.get_integration(integration_id).organization_id
+        with self.integration_lock(integration_id, wait_seconds) as conn:
+            yield LedgerWriter(conn, integration_id, organization_id)
 
     @contextmanager
     def integration_lock(self, integration_id: int, wait_seconds: float = 600

@@ -1,8 +1,8 @@
 """Task bodies of an integration's DAG: thin calls into the sync layer.
 
 Each takes the integration id (fixed when the DAG is built) and, where useful, the Airflow
-context. The sync itself arrives with issue #4; until then the steps log that they are
-placeholders, so the DAG runs end to end and its shape can be tested.
+context. The work is in `sync.runner` and `sync.steps`; imports are deferred so that parsing
+the DAG file stays cheap.
 """
 
 from __future__ import annotations
@@ -18,10 +18,6 @@ INVOICES_TASK = "sync_invoices"
 PRODUCTS_TASK = "sync_products"
 
 
-def _placeholder(step: str, integration_id: int) -> None:
-    log.info("%s for integration %s: not implemented yet (issue #4)", step, integration_id)
-
-
 def _fail_without_retry(exc: UserFacingError) -> NoReturn:
     """A person must act (setup, reconnect): retrying would only repeat the failure."""
     from airflow.sdk.exceptions import AirflowFailException
@@ -30,52 +26,106 @@ def _fail_without_retry(exc: UserFacingError) -> NoReturn:
     raise AirflowFailException(str(exc)) from None
 
 
-def validate_setup(integration_id: int, **_: Any) -> None:
+def validate_setup(integration_id: int, **context: Any) -> None:
     """R-SET-3: the run stops here with "Setup incomplete: …" when a setting is missing."""
     from hubspot_ledger.integration_settings import validate_setup as check
 
     try:
         integration, settings = check(integration_id)
     except (SetupIncomplete, ReconnectRequired, NotFound) as exc:
+        _note_failure(integration_id, context, "validate_setup", exc)
         _fail_without_retry(exc)
     log.info("Setup of integration %s (%s) is complete: portal %s, cutoff %s, invoices %s",
              integration.id, integration.organization_name, integration.remote_id,
              integration.cutoff_date, "on" if settings.sync_invoices else "off")
 
 
-def refresh_token(integration_id: int, **_: Any) -> None:
+def refresh_token(integration_id: int, **context: Any) -> None:
     """R-AUTH-6: refresh the access token when it is near expiry, before any sync step."""
     from hubspot_ledger.tokens import IntegrationTokens
 
     try:
         IntegrationTokens(integration_id).access_token()
     except ReconnectRequired as exc:
+        _note_failure(integration_id, context, "refresh_token", exc)
         _fail_without_retry(exc)
     log.info("HubSpot access token of integration %s is valid", integration_id)
 
 
 def choose_invoice_branch(integration_id: int, **_: Any) -> list[str]:
     """R-SYNC-3: with the toggle off, the invoice step is skipped and makes no request."""
-    log.info("Invoice sync for integration %s: off (toggle not read yet, issue #4)",
-             integration_id)
-    return [PRODUCTS_TASK]
+    from hubspot_ledger.hooks.ledger import LedgerHook
+
+    on = LedgerHook().get_settings(integration_id).sync_invoices
+    log.info("Invoice sync for integration %s: %s", integration_id, "on" if on else "off")
+    return [INVOICES_TASK, PRODUCTS_TASK] if on else [PRODUCTS_TASK]
 
 
-def sync_invoices(integration_id: int, **_: Any) -> None:
-    _placeholder("sync_invoices", integration_id)
+def sync_invoices(integration_id: int, **context: Any) -> None:
+    _run_step("invoices", integration_id, context)
 
 
-def sync_products(integration_id: int, **_: Any) -> None:
-    _placeholder("sync_products", integration_id)
+def sync_products(integration_id: int, **context: Any) -> None:
+    _run_step("products", integration_id, context)
 
 
-def sync_companies(integration_id: int, **_: Any) -> None:
-    _placeholder("sync_companies", integration_id)
+def sync_companies(integration_id: int, **context: Any) -> None:
+    _run_step("companies", integration_id, context)
 
 
-def sync_deals(integration_id: int, **_: Any) -> None:
-    _placeholder("sync_deals", integration_id)
+def sync_deals(integration_id: int, **context: Any) -> None:
+    _run_step("deals", integration_id, context)
 
 
-def report(integration_id: int, **_: Any) -> None:
-    _placeholder("report", integration_id)
+def report(integration_id: int, **context: Any) -> None:
+    """Logs the run's counts, settles its sync_runs row, and fails the DAG run when a step did
+    not finish (this task runs whatever happened upstream, so it must say so itself)."""
+    from hubspot_ledger.sync.run_report import settle_run
+
+    ok, text = settle_run(integration_id, _dag_run_id(context))
+    for line in text.splitlines():
+        log.info("%s", line)
+    if not ok:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException("The sync did not complete: see the failed task's log and "
+                                   "the errors log (hubspot-ledger errors)")
+
+
+def _dag_run_id(context: dict[str, Any]) -> str:
+    dag_run = context.get("dag_run")
+    run_id = getattr(dag_run, "run_id", None) or context.get("run_id")
+    return str(run_id or "manual")
+
+
+def _note_failure(integration_id: int, context: dict[str, Any], task: str,
+                  exc: Exception) -> None:
+    """Record why the run stopped before syncing, for the report; never masks `exc`."""
+    from hubspot_ledger.hooks.ledger import LedgerHook
+
+    try:
+        if isinstance(exc, NotFound):
+            return  # no integration, no run row to write to
+        ledger = LedgerHook()
+        ledger.note_run_failure(ledger.start_sync_run(integration_id, _dag_run_id(context)),
+                                f"{task}: {exc}")
+    except Exception:  # noqa: BLE001 - the original failure is what the operator must see
+        log.warning("Could not record the failure in the sync run", exc_info=True)
+
+
+def _run_step(step: str, integration_id: int, context: dict[str, Any]) -> None:
+    """One sync step under the integration's write lock; its counts go to the run's row."""
+    from hubspot_ledger.hooks.hubspot import HubSpotError
+    from hubspot_ledger.sync.runner import run_step
+
+    params = context.get("params") or {}
+    try:
+        counts = run_step(step, integration_id, _dag_run_id(context),
+                          full_refresh=bool(params.get("full_refresh", False)))
+    except (SetupIncomplete, ReconnectRequired, NotFound) as exc:
+        _fail_without_retry(exc)
+    except HubSpotError as exc:
+        # Raised after the hook's own retries; Airflow's task retries get another go.
+        log.error("%s", exc)
+        raise
+    log.info("%s done: %s", step, ", ".join(f"{k} {v:,}" for k, v in counts.items()))

@@ -1,0 +1,511 @@
+"""`LedgerWriter`: the load layer. Upserts drafts into the ledger through integration_records.
+
+One writer per sync step, on the connection that holds the integration's write lock
+(`LedgerHook.writer`). Every remote record is matched by (integration, remote type, remote id);
+its last written draft is fingerprinted, so a re-run with nothing changed writes nothing
+(R-PROD-5, issue 4 "re-run changes nothing").
+
+Each `upsert_*` call loads one record inside a savepoint and says what happened (`Outcome`): a
+database error rolls back that record alone and is reported as `failed`, so one bad record
+never loses its batch (R-SYNC-6). The caller commits batches (`batch()`).
+
+Knows nothing about HubSpot's API: drafts come from the map layer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import psycopg
+
+from hubspot_ledger.ledger.records import ContractStatus, RemoteType
+from hubspot_ledger.sync.mapping.drafts import (
+    PLACEHOLDER_NAME,
+    ContractDraft,
+    CustomerDraft,
+    InvoiceDraft,
+    ItemDraft,
+    fingerprint,
+)
+
+log = logging.getLogger(__name__)
+
+TABLE_OF = {RemoteType.PRODUCT: "items", RemoteType.COMPANY: "customers",
+            RemoteType.DEAL: "contracts", RemoteType.INVOICE: "invoices"}
+
+
+class Change(StrEnum):
+    """What a sync did to one record; also the keys of `sync_runs.counts`."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    change: Change
+    local_id: int | None = None
+    message: str | None = None  # for the errors log when skipped or failed
+
+
+@dataclass(frozen=True, slots=True)
+class Mapped:
+    local_id: int
+    fingerprint: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LockedPeriod:
+    start: dt.date
+    end: dt.date
+
+
+class Rejected(Exception):
+    """A record the ledger must not take as it is; `change` says how it is counted."""
+
+    def __init__(self, message: str, change: Change = Change.FAILED) -> None:
+        super().__init__(message)
+        self.message = message
+        self.change = change
+
+
+class LedgerWriter:
+    def __init__(self, conn: psycopg.Connection[Any], integration_id: int,
+                 organization_id: int) -> None:
+        self.conn = conn
+        self.integration_id = integration_id
+        self.organization_id = organization_id
+        self._locked: dict[int, list[LockedPeriod]] = {}
+
+    # -- transactions -------------------------------------------------------------------
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """One transaction for a batch of records; each record still has its own savepoint."""
+        with self.conn.transaction():
+            yield
+
+    def _guarded(self, remote_type: RemoteType, remote_id: str, load: Any) -> Outcome:
+        try:
+            with self.conn.transaction():
+                outcome: Outcome = load()
+                return outcome
+        except Rejected as exc:
+            return Outcome(exc.change, message=exc.message)
+        except psycopg.errors.NumericValueOutOfRange:
+            return Outcome(Change.FAILED, message=f"{_label(remote_type, remote_id)}: an amount "
+                           "is too large for the ledger; check the quantities and prices "
+                           "in HubSpot")
+        except psycopg.DataError as exc:
+            return Outcome(Change.FAILED, message=f"{_label(remote_type, remote_id)}: the "
+                           f"ledger refused a value ({_first_line(exc)}); check the record "
+                           "in HubSpot")
+        except psycopg.IntegrityError as exc:
+            return Outcome(Change.FAILED, message=f"{_label(remote_type, remote_id)}: the "
+                           f"ledger refused the record ({_first_line(exc)})")
+
+    # -- integration records ------------------------------------------------------------
+
+    def mapped(self, remote_type: RemoteType, remote_ids: Sequence[str]) -> dict[str, Mapped]:
+        """The ledger rows these remote records were written to, by remote id."""
+        if not remote_ids:
+            return {}
+        rows = self.conn.execute(
+            "SELECT remote_id, local_id, fingerprint FROM ledger.integration_records "
+            "WHERE integration_id = %s AND remote_type = %s AND remote_id = ANY(%s)",
+            [self.integration_id, remote_type.value, list(remote_ids)]).fetchall()
+        return {r[0]: Mapped(int(r[1]), r[2]) for r in rows}
+
+    def _link(self, remote_type: RemoteType, remote_id: str, table: str, local_id: int,
+              print_: str | None) -> None:
+        self.conn.execute(
+            "INSERT INTO ledger.integration_records "
+            "(integration_id, remote_type, remote_id, local_table, local_id, fingerprint) "
+            "VALUES (%s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (integration_id, remote_type, remote_id) DO UPDATE SET "
+            "local_table = EXCLUDED.local_table, local_id = EXCLUDED.local_id, "
+            "fingerprint = EXCLUDED.fingerprint",
+            [self.integration_id, remote_type.value, remote_id, table, local_id, print_])
+
+    def _unlink(self, remote_type: RemoteType, remote_ids: Sequence[str]) -> None:
+        self.conn.execute(
+            "DELETE FROM ledger.integration_records WHERE integration_id = %s "
+            "AND remote_type = %s AND remote_id = ANY(%s)",
+            [self.integration_id, remote_type.value, list(remote_ids)])
+
+    def _exists(self, table: str, local_id: int) -> bool:
+        row = self.conn.execute(
+            f"SELECT 1 FROM ledger.{table} WHERE id = %s AND organization_id = %s",  # noqa: S608
+            [local_id, self.organization_id]).fetchone()
+        return row is not None
+
+    # -- items (R-PROD-1…5, R-DEAL-2) -----------------------------------------------------
+
+    def upsert_item(self, draft: ItemDraft) -> Outcome:
+        return self._guarded(RemoteType.PRODUCT, draft.remote_id, lambda: self._item(draft))
+
+    def item_id(self, draft: ItemDraft) -> int:
+        """The item of a line's product: the mapped one, else created on the spot (R-DEAL-2).
+        Runs inside the caller's savepoint."""
+        found = self.mapped(RemoteType.PRODUCT, [draft.remote_id]).get(draft.remote_id)
+        if found is not None and self._exists("items", found.local_id):
+            return found.local_id
+        outcome = self._item(draft)
+        assert outcome.local_id is not None
+        return outcome.local_id
+
+    def _item(self, draft: ItemDraft) -> Outcome:
+        print_ = fingerprint(draft)
+        found = self.mapped(RemoteType.PRODUCT, [draft.remote_id]).get(draft.remote_id)
+        if found is not None and not self._exists("items", found.local_id):
+            found = None  # deleted in the ledger: create it again
+        if found is not None and found.fingerprint == print_:
+            return Outcome(Change.UNCHANGED, found.local_id)
+        values = [draft.sku, draft.name, draft.description, draft.item_type.value,
+                  draft.income_account_id, draft.expense_account_id,
+                  draft.deferred_revenue_account_id]
+        if found is not None:
+            self._check_sku_free(draft, found.local_id)
+            self.conn.execute(
+                "UPDATE ledger.items SET sku = %s, name = %s, description = %s, item_type = %s,"
+                " income_account_id = %s, expense_account_id = %s, "
+                "deferred_revenue_account_id = %s WHERE id = %s AND organization_id = %s",
+                [*values, found.local_id, self.organization_id])
+            self._link(RemoteType.PRODUCT, draft.remote_id, "items", found.local_id, print_)
+            return Outcome(Change.UPDATED, found.local_id)
+        # The SKU is the item's identity within the organization: an item that already has it
+        # (made by hand, or mapped from another product with the same SKU) is that product's
+        # item too, never a duplicate (README "two products with one SKU").
+        row = self.conn.execute(
+            "INSERT INTO ledger.items (organization_id, sku, name, description, item_type, "
+            "income_account_id, expense_account_id, deferred_revenue_account_id) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (organization_id, sku) DO UPDATE SET name = EXCLUDED.name, "
+            "description = EXCLUDED.description, item_type = EXCLUDED.item_type, "
+            "income_account_id = EXCLUDED.income_account_id, "
+            "expense_account_id = EXCLUDED.expense_account_id, "
+            "deferred_revenue_account_id = EXCLUDED.deferred_revenue_account_id "
+            "RETURNING id, (xmax = 0)", [self.organization_id, *values]).fetchone()
+        assert row is not None
+        self._link(RemoteType.PRODUCT, draft.remote_id, "items", int(row[0]), print_)
+        return Outcome(Change.CREATED if row[1] else Change.UPDATED, int(row[0]))
+
+    def _check_sku_free(self, draft: ItemDraft, item_id: int) -> None:
+        row = self.conn.execute(
+            "SELECT id FROM ledger.items WHERE organization_id = %s AND sku = %s AND id <> %s",
+            [self.organization_id, draft.sku, item_id]).fetchone()
+        if row is not None:
+            raise Rejected(f"Product {draft.remote_id}: its SKU changed to \"{draft.sku}\", "
+                           f"which item {row[0]} already has; give each product its own SKU "
+                           "in HubSpot")
+
+    # -- customers (R-COMP-2, R-DEAL-4, R-INV-6) ----------------------------------------
+
+    def upsert_customer(self, draft: CustomerDraft) -> Outcome:
+        assert draft.remote_id is not None
+        return self._guarded(RemoteType.COMPANY, draft.remote_id,
+                             lambda: self._customer(draft))
+
+    def customer_id(self, draft: CustomerDraft, *, update: bool = False) -> int:
+        """The deal's customer: the placeholder, the mapped one, or created now (R-DEAL-4)."""
+        if draft.is_placeholder or draft.remote_id is None:
+            return self.placeholder_customer_id()
+        if not update:
+            found = self.mapped(RemoteType.COMPANY, [draft.remote_id]).get(draft.remote_id)
+            if found is not None and self._exists("customers", found.local_id):
+                return found.local_id
+        outcome = self._customer(draft)
+        assert outcome.local_id is not None
+        return outcome.local_id
+
+    def _customer(self, draft: CustomerDraft) -> Outcome:
+        assert draft.remote_id is not None
+        print_ = fingerprint(draft)
+        found = self.mapped(RemoteType.COMPANY, [draft.remote_id]).get(draft.remote_id)
+        if found is not None and not self._exists("customers", found.local_id):
+            found = None
+        if found is not None and found.fingerprint == print_:
+            return Outcome(Change.UNCHANGED, found.local_id)
+        values = [draft.name, draft.customer_type.value, draft.email, draft.phone,
+                  draft.website, draft.address_line1, draft.address_line2, draft.city,
+                  draft.state, draft.postal_code, draft.country]
+        if found is not None:
+            self.conn.execute(
+                "UPDATE ledger.customers SET name = %s, customer_type = %s, email = %s, "
+                "phone = %s, website = %s, address_line1 = %s, address_line2 = %s, city = %s, "
+                "state = %s, postal_code = %s, country = %s "
+                "WHERE id = %s AND organization_id = %s",
+                [*values, found.local_id, self.organization_id])
+            self._link(RemoteType.COMPANY, draft.remote_id, "customers", found.local_id, print_)
+            return Outcome(Change.UPDATED, found.local_id)
+        local_id = self._insert_returning(
+            "INSERT INTO ledger.customers (organization_id, name, customer_type, email, phone, "
+            "website, address_line1, address_line2, city, state, postal_code, country) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            [self.organization_id, *values])
+        self._link(RemoteType.COMPANY, draft.remote_id, "customers", local_id, print_)
+        return Outcome(Change.CREATED, local_id)
+
+    def placeholder_customer_id(self) -> int:
+        """The organization's one "Unknown" customer (DESIGN "placeholders")."""
+        self.conn.execute(
+            "INSERT INTO ledger.customers (organization_id, name, customer_type, is_placeholder)"
+            " VALUES (%s, %s, 'company', true) "
+            "ON CONFLICT (organization_id) WHERE is_placeholder DO NOTHING",
+            [self.organization_id, PLACEHOLDER_NAME])
+        return self._placeholder_id("customers")
+
+    def placeholder_company_id(self) -> int:
+        """The organization's one "Unknown" accounting company, for invoices (R-INV-6)."""
+        self.conn.execute(
+            "INSERT INTO ledger.companies (organization_id, name, is_placeholder) "
+            "VALUES (%s, %s, true) ON CONFLICT DO NOTHING",
+            [self.organization_id, PLACEHOLDER_NAME])
+        return self._placeholder_id("companies")
+
+    def _placeholder_id(self, table: str) -> int:
+        row = self.conn.execute(
+            f"SELECT id FROM ledger.{table} WHERE organization_id = %s "  # noqa: S608
+            "AND is_placeholder", [self.organization_id]).fetchone()
+        if row is None:
+            raise Rejected(f"the ledger has a {table[:-1]} named \"{PLACEHOLDER_NAME}\" that is "
+                           "not the placeholder; rename it so the sync can create its own")
+        return int(row[0])
+
+    def _insert_returning(self, sql: str, params: Sequence[Any]) -> int:
+        row = self.conn.execute(sql, params).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    # -- contracts and obligations (R-DEAL-1…8) ------------------------------------------
+
+    def upsert_contract(self, draft: ContractDraft) -> Outcome:
+        return self._guarded(RemoteType.DEAL, draft.remote_id, lambda: self._contract(draft))
+
+    def _contract(self, draft: ContractDraft) -> Outcome:
+        print_ = fingerprint(draft)
+        found = self.mapped(RemoteType.DEAL, [draft.remote_id]).get(draft.remote_id)
+        status = self._contract_status(found.local_id) if found is not None else None
+        if found is not None and status is None:
+            found = None  # deleted in the ledger: create it again
+        if found is not None and found.fingerprint == print_:
+            return Outcome(Change.UNCHANGED, found.local_id)
+        if found is not None and status != ContractStatus.DRAFT:
+            # Accountants own a contract once it leaves draft: report, never overwrite.
+            raise Rejected(f"Deal {draft.remote_id} changed in HubSpot, but its contract "
+                           f"{found.local_id} is {status}, so the change was not applied; "
+                           "update the contract by hand if it should follow", Change.SKIPPED)
+        self._check_period(draft)
+        customer_id = self.customer_id(draft.customer)
+        values = [draft.company_id, customer_id, draft.status.value, draft.name, draft.memo,
+                  draft.currency, draft.contract_date, draft.total_amount]
+        if found is None:
+            contract_id = self._insert_returning(
+                "INSERT INTO ledger.contracts (organization_id, company_id, customer_id, status,"
+                " name, memo, currency, contract_date, total_amount) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                [self.organization_id, *values])
+        else:
+            contract_id = found.local_id
+            self.conn.execute(
+                "UPDATE ledger.contracts SET company_id = %s, customer_id = %s, status = %s, "
+                "name = %s, memo = %s, currency = %s, contract_date = %s, total_amount = %s "
+                "WHERE id = %s AND organization_id = %s",
+                [*values, contract_id, self.organization_id])
+        self._obligations(contract_id, draft)
+        self._link(RemoteType.DEAL, draft.remote_id, "contracts", contract_id, print_)
+        return Outcome(Change.CREATED if found is None else Change.UPDATED, contract_id)
+
+    def _contract_status(self, contract_id: int) -> str | None:
+        row = self.conn.execute(
+            "SELECT status FROM ledger.contracts WHERE id = %s AND organization_id = %s",
+            [contract_id, self.organization_id]).fetchone()
+        return None if row is None else str(row[0])
+
+    def _obligations(self, contract_id: int, draft: ContractDraft) -> None:
+        """The contract's obligations become exactly the deal's lines: added, changed, removed."""
+        existing = self._children("performance_obligations", "contract_id", contract_id)
+        wanted = {o.remote_id for o in draft.obligations}
+        gone = [remote for remote in existing if remote not in wanted]
+        if gone:
+            self.conn.execute(
+                "DELETE FROM ledger.performance_obligations WHERE id = ANY(%s)",
+                [[existing[r] for r in gone]])
+            self._unlink(RemoteType.LINE_ITEM, gone)
+        for line in draft.obligations:
+            values = [self.item_id(line.item), line.description, line.quantity, line.unit_price,
+                      line.discount_percent, line.discount_amount, line.amount,
+                      line.recognition_strategy.value]
+            local_id = existing.get(line.remote_id)
+            if local_id is None:
+                local_id = self._insert_returning(
+                    "INSERT INTO ledger.performance_obligations (organization_id, contract_id, "
+                    "item_id, description, quantity, unit_price, discount_percent, "
+                    "discount_amount, amount, recognition_strategy) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                    [self.organization_id, contract_id, *values])
+            else:
+                self.conn.execute(
+                    "UPDATE ledger.performance_obligations SET item_id = %s, description = %s,"
+                    " quantity = %s, unit_price = %s, discount_percent = %s, "
+                    "discount_amount = %s, amount = %s, recognition_strategy = %s "
+                    "WHERE id = %s", [*values, local_id])
+            self._link(RemoteType.LINE_ITEM, line.remote_id, "performance_obligations",
+                       local_id, None)
+
+    def _children(self, table: str, parent_column: str, parent_id: int) -> dict[str, int]:
+        """remote key → local id of the lines of one contract or invoice."""
+        rows = self.conn.execute(
+            f"SELECT r.remote_id, c.id FROM ledger.{table} c "  # noqa: S608
+            "JOIN ledger.integration_records r ON r.local_id = c.id "
+            f"AND r.local_table = %s AND r.integration_id = %s WHERE c.{parent_column} = %s",
+            [table, self.integration_id, parent_id]).fetchall()
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    def locked_periods(self, company_id: int) -> list[LockedPeriod]:
+        if company_id not in self._locked:
+            rows = self.conn.execute(
+                "SELECT start_date, end_date FROM ledger.accounting_periods "
+                "WHERE company_id = %s AND locked ORDER BY start_date", [company_id]).fetchall()
+            self._locked[company_id] = [LockedPeriod(r[0], r[1]) for r in rows]
+        return self._locked[company_id]
+
+    def _check_period(self, draft: ContractDraft) -> None:
+        """R-DEAL-8: a deal dated in a locked period of its company fails."""
+        for period in self.locked_periods(draft.company_id):
+            if period.start <= draft.contract_date <= period.end:
+                raise Rejected(
+                    f"Deal {draft.remote_id}: close date {draft.contract_date} is in a locked "
+                    f"accounting period ({period.start} to {period.end}); the contract was not "
+                    "written. Reopen the period, or move the close date in HubSpot")
+
+    # -- sales invoices (R-INV-1…6) -------------------------------------------------------
+
+    def upsert_invoice(self, draft: InvoiceDraft) -> Outcome:
+        return self._guarded(RemoteType.INVOICE, draft.remote_id, lambda: self._invoice(draft))
+
+    def _invoice(self, draft: InvoiceDraft) -> Outcome:
+        print_ = fingerprint(draft)
+        found = self.mapped(RemoteType.INVOICE, [draft.remote_id]).get(draft.remote_id)
+        if found is not None and not self._exists("invoices", found.local_id):
+            found = None
+        if found is not None and found.fingerprint == print_:
+            return Outcome(Change.UNCHANGED, found.local_id)
+        values = [self.placeholder_company_id(), self.customer_id(draft.customer), draft.number,
+                  draft.invoice_date, draft.due_date, draft.currency, draft.total_amount]
+        if found is None:
+            invoice_id = self._insert_returning(
+                "INSERT INTO ledger.invoices (organization_id, company_id, customer_id, number, "
+                "invoice_date, due_date, currency, total_amount) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                [self.organization_id, *values])
+        else:
+            invoice_id = found.local_id
+            self.conn.execute(
+                "UPDATE ledger.invoices SET company_id = %s, customer_id = %s, number = %s, "
+                "invoice_date = %s, due_date = %s, currency = %s, total_amount = %s "
+                "WHERE id = %s AND organization_id = %s",
+                [*values, invoice_id, self.organization_id])
+        self._invoice_lines(invoice_id, draft)
+        self._link(RemoteType.INVOICE, draft.remote_id, "invoices", invoice_id, print_)
+        return Outcome(Change.CREATED if found is None else Change.UPDATED, invoice_id)
+
+    def _invoice_lines(self, invoice_id: int, draft: InvoiceDraft) -> None:
+        existing = self._children("invoice_lines", "invoice_id", invoice_id)
+        wanted = {line.remote_key for line in draft.lines}
+        gone = [remote for remote in existing if remote not in wanted]
+        if gone:
+            self.conn.execute("DELETE FROM ledger.invoice_lines WHERE id = ANY(%s)",
+                              [[existing[r] for r in gone]])
+            self._unlink(RemoteType.LINE_ITEM, gone)
+        for line in draft.lines:
+            values = [self.item_id(line.item), line.description, line.quantity, line.unit_price,
+                      line.amount]
+            local_id = existing.get(line.remote_key)
+            if local_id is None:
+                local_id = self._insert_returning(
+                    "INSERT INTO ledger.invoice_lines (organization_id, invoice_id, item_id, "
+                    "description, quantity, unit_price, amount) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                    [self.organization_id, invoice_id, *values])
+            else:
+                self.conn.execute(
+                    "UPDATE ledger.invoice_lines SET item_id = %s, description = %s, "
+                    "quantity = %s, unit_price = %s, amount = %s WHERE id = %s",
+                    [*values, local_id])
+            self._link(RemoteType.LINE_ITEM, line.remote_key, "invoice_lines", local_id, None)
+
+    # -- staging: what one step of a run hands to the next --------------------------------
+
+    def stage(self, run_id: int, remote_type: RemoteType,
+              payloads: Sequence[tuple[str, str]]) -> None:
+        """(remote id, JSON text) pairs for a later step of the same run."""
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO ledger.sync_staging (sync_run_id, remote_type, remote_id, payload) "
+                "VALUES (%s, %s, %s, %s::jsonb) ON CONFLICT (sync_run_id, remote_type, "
+                "remote_id) DO UPDATE SET payload = EXCLUDED.payload",
+                [(run_id, remote_type.value, rid, payload) for rid, payload in payloads])
+
+    def clear_stage(self, run_id: int, remote_type: RemoteType | None = None) -> None:
+        if remote_type is None:
+            self.conn.execute("DELETE FROM ledger.sync_staging WHERE sync_run_id = %s", [run_id])
+        else:
+            self.conn.execute("DELETE FROM ledger.sync_staging WHERE sync_run_id = %s "
+                              "AND remote_type = %s", [run_id, remote_type.value])
+
+    def staged_count(self, run_id: int, remote_type: RemoteType) -> int:
+        row = self.conn.execute("SELECT count(*) FROM ledger.sync_staging WHERE "
+                                "sync_run_id = %s AND remote_type = %s",
+                                [run_id, remote_type.value]).fetchone()
+        return int(row[0]) if row else 0
+
+    def staged(self, run_id: int, remote_type: RemoteType, batch_size: int
+               ) -> Iterator[list[tuple[str, Any]]]:
+        """Staged payloads in remote-id order, `batch_size` at a time (keyset paging)."""
+        last = ""
+        while True:
+            rows = self.conn.execute(
+                "SELECT remote_id, payload FROM ledger.sync_staging WHERE sync_run_id = %s AND "
+                "remote_type = %s AND remote_id > %s ORDER BY remote_id LIMIT %s",
+                [run_id, remote_type.value, last, batch_size]).fetchall()
+            if not rows:
+                return
+            yield [(str(r[0]), r[1]) for r in rows]
+            last = str(rows[-1][0])
+
+    def staged_payloads(self, run_id: int, remote_type: RemoteType, remote_ids: Sequence[str]
+                        ) -> dict[str, Any]:
+        rows = self.conn.execute(
+            "SELECT remote_id, payload FROM ledger.sync_staging WHERE sync_run_id = %s AND "
+            "remote_type = %s AND remote_id = ANY(%s)",
+            [run_id, remote_type.value, list(remote_ids)]).fetchall()
+        return {str(r[0]): r[1] for r in rows}
+
+
+def insert_errors(conn: psycopg.Connection[Any], integration_id: int, run_id: int | None,
+                  step: str, errors: Sequence[tuple[str | None, str | None, str]]) -> None:
+    """Append (remote_type, remote_id, message) rows to an integration's errors log."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO ledger.integration_errors "
+            "(integration_id, sync_run_id, step, remote_type, remote_id, message) "
+            "VALUES (%s, %s, %s, %s, %s, %s)",
+            [(integration_id, run_id, step, t, i, m) for t, i, m in errors])
+
+
+def _label(remote_type: RemoteType, remote_id: str) -> str:
+    return f"{remote_type.value.replace('_', ' ').capitalize()} {remote_id}"
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

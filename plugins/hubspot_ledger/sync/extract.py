@@ -1,0 +1,105 @@
+"""What each sync step reads from HubSpot: small generators over `HubSpotHook`'s primitives.
+
+Pages of raw records come from the hook (list, search, batch read, v4 associations); here they
+are selected (closed won, cutoff) and parsed into the typed models of `sync.models`. A record
+HubSpot sent in a shape we cannot read becomes a `MappingError` in place of the model, so the
+step logs it and goes on (R-SYNC-6).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, TypeVar
+
+from hubspot_ledger.hooks.hubspot import Association, HubSpotHook
+from hubspot_ledger.ledger.records import RemoteType
+from hubspot_ledger.sync.mapping import hubspot_properties
+from hubspot_ledger.sync.mapping.deals import CLOSED_WON
+from hubspot_ledger.sync.models import HubSpotRecord, MappingError
+
+R = TypeVar("R", bound=HubSpotRecord)
+Raw = dict[str, Any]
+
+# HubSpot-defined association type ids (hubspot-api.md §2.5).
+DEAL_TO_PRIMARY_COMPANY = 5
+
+
+def parse_one(model: type[R], raw: Raw) -> R | MappingError:
+    try:
+        return model.from_api(raw)
+    except MappingError as exc:
+        return exc
+
+
+def parse(model: type[R], raws: Iterable[Raw]) -> list[R | MappingError]:
+    return [parse_one(model, raw) for raw in raws]
+
+
+def since_midnight_ms(day: dt.date) -> int:
+    """The first millisecond of `day` in UTC: the cutoff is inclusive (R-SYNC-4)."""
+    start = dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
+    return int(start.timestamp() * 1000)
+
+
+def _on_or_after(prop: str, day: dt.date) -> list[list[dict[str, Any]]]:
+    """`prop` on or after `day`, or missing: a record without the date must reach the map
+    layer and fail there with the property's name, never vanish in the query (DESIGN)."""
+    return [[{"propertyName": prop, "operator": "GTE", "value": str(since_midnight_ms(day))}],
+            [{"propertyName": prop, "operator": "NOT_HAS_PROPERTY"}]]
+
+
+def products(hook: HubSpotHook) -> Iterator[list[Raw]]:
+    """Every product (R-SYNC-4: the cutoff does not filter products)."""
+    yield from hook.list_pages("products", hubspot_properties(RemoteType.PRODUCT))
+
+
+def closed_won_deals(hook: HubSpotHook, cutoff: dt.date) -> Iterator[list[Raw]]:
+    """Deals in the internal stage `closedwon`, closed on or after the cutoff (R-DEAL-1)."""
+    yield from hook.search_pages(
+        "deals", [{"propertyName": "dealstage", "operator": "EQ", "value": CLOSED_WON}],
+        hubspot_properties(RemoteType.DEAL), any_of=_on_or_after("closedate", cutoff))
+
+
+def invoices(hook: HubSpotHook, cutoff: dt.date) -> Iterator[list[Raw]]:
+    """Invoices dated on or after the cutoff, and those without a date (R-SYNC-4, R-INV-5)."""
+    yield from hook.search_pages("invoices", [], hubspot_properties(RemoteType.INVOICE),
+                                 any_of=_on_or_after("hs_invoice_date", cutoff))
+
+
+def primary_company(associations: Sequence[Association]) -> str | None:
+    """R-DEAL-4: the deal's primary company; a deal whose companies carry no primary label
+    (imported data) takes the lowest id, so the choice is stable from run to run."""
+    for association in associations:
+        if DEAL_TO_PRIMARY_COMPANY in association.type_ids:
+            return association.to_id
+    ids = sorted((a.to_id for a in associations), key=lambda i: (len(i), i))
+    return ids[0] if ids else None
+
+
+def read_by_id(hook: HubSpotHook, remote_type: RemoteType, model: type[R],
+               ids: Iterable[str]) -> dict[str, R | MappingError]:
+    """Records by id (batch reads of 100); ids HubSpot no longer has are absent."""
+    wanted = sorted(set(ids))
+    found: dict[str, R | MappingError] = {}
+    if not wanted:
+        return found
+    for page in hook.batch_read(_object_path(remote_type), wanted,
+                                hubspot_properties(remote_type)):
+        for raw, record in zip(page, parse(model, page), strict=True):
+            found[str(raw.get("id", ""))] = record
+    return found
+
+
+def line_items_of(hook: HubSpotHook, from_type: RemoteType, ids: Sequence[str]
+                  ) -> dict[str, list[str]]:
+    """Line item ids of each deal or invoice (v4 batch associations)."""
+    links = hook.batch_associations(_object_path(from_type), "line_items", list(ids))
+    return {owner: sorted({a.to_id for a in found}, key=lambda i: (len(i), i))
+            for owner, found in links.items()}
+
+
+def _object_path(remote_type: RemoteType) -> str:
+    return {RemoteType.PRODUCT: "products", RemoteType.COMPANY: "companies",
+            RemoteType.DEAL: "deals", RemoteType.LINE_ITEM: "line_items",
+            RemoteType.INVOICE: "invoices"}[remote_type]

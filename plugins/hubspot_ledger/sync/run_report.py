@@ -1,0 +1,50 @@
+"""The report task: settle a run's sync_runs row and render its counts for the task log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hubspot_ledger.hooks.ledger import LedgerHook
+from hubspot_ledger.ledger.records import SyncRunStatus
+from hubspot_ledger.ledger.writer import Change
+
+STEP_ORDER = ("invoices", "products", "companies", "deals")
+
+
+def settle_run(integration_id: int, dag_run_id: str, *, ledger: LedgerHook | None = None
+               ) -> tuple[bool, str]:
+    """Finish the run's row (success only when every expected step recorded its counts and
+    none failed) and clear its staging. Returns (succeeded, report text)."""
+    ledger = ledger or LedgerHook()
+    run_id = ledger.start_sync_run(integration_id, dag_run_id)
+    run = ledger.get_sync_run(run_id)
+    counts: dict[str, dict[str, int]] = run["counts"] or {}
+    expected = ["products", "companies", "deals"]
+    if ledger.get_settings(integration_id).sync_invoices:
+        expected.insert(0, "invoices")
+    missing = [s for s in expected if s not in counts]
+    ok = not missing and not run["message"]
+    message = run["message"] or (f"did not finish: {', '.join(missing)}" if missing else None)
+    ledger.finish_sync_run(run_id, SyncRunStatus.SUCCESS if ok else SyncRunStatus.FAILED,
+                           message)
+    ledger.clear_staging(run_id)
+    errors = ledger.count_run_errors(run_id)
+    return ok, render(run_id, integration_id, ok, counts, errors, message)
+
+
+def render(run_id: int, integration_id: int, ok: bool, counts: dict[str, Any], errors: int,
+           message: str | None) -> str:
+    columns = [c.value for c in Change]
+    head = f"{'step':<10}" + "".join(f"{c:>11}" for c in columns)
+    lines = [f"Sync run {run_id} of integration {integration_id}: "
+             f"{'success' if ok else 'FAILED'}", head]
+    for step in STEP_ORDER:
+        if step in counts:
+            lines.append(f"{step:<10}" + "".join(f"{int(counts[step].get(c, 0)):>11,}"
+                                                  for c in columns))
+    if message:
+        lines.append(f"Why it failed: {message}")
+    lines.append(f"Errors logged by this run: {errors:,}"
+                 + (f" (see: hubspot-ledger errors --integration {integration_id})"
+                    if errors else ""))
+    return "\n".join(lines)

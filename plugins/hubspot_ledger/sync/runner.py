@@ -1,0 +1,48 @@
+"""Running one sync step of one integration: setup check, tokens, hook, write lock, counts.
+
+The Airflow tasks (`sync.tasks`) are thin calls into `run_step`; tests and benchmarks call it
+directly too.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from hubspot_ledger.hooks.hubspot import HubSpotHook
+from hubspot_ledger.hooks.ledger import LedgerHook
+from hubspot_ledger.integration_settings import validate_setup
+from hubspot_ledger.sync import steps
+from hubspot_ledger.sync.mapping import MappingContext
+from hubspot_ledger.tokens import IntegrationTokens
+
+log = logging.getLogger(__name__)
+
+STEPS: dict[str, Callable[[steps.StepContext], dict[str, int]]] = {
+    "invoices": steps.sync_invoices,
+    "products": steps.sync_products,
+    "companies": steps.sync_companies,
+    "deals": steps.sync_deals,
+}
+
+
+def run_step(step: str, integration_id: int, dag_run_id: str, *, full_refresh: bool = False,
+             ledger: LedgerHook | None = None) -> dict[str, int]:
+    ledger = ledger or LedgerHook()
+    run_id = ledger.start_sync_run(integration_id, dag_run_id)
+    try:
+        integration, settings = validate_setup(integration_id, ledger=ledger)
+        hook = HubSpotHook(token_source=IntegrationTokens(integration_id, ledger=ledger))
+        mapping = MappingContext.from_integration(integration, settings)
+        log.info("%s: integration %s (%s), portal %s, cutoff %s; waiting for its write lock",
+                 step, integration.id, integration.organization_name, integration.remote_id,
+                 integration.cutoff_date)
+        with ledger.writer(integration_id) as writer:
+            counts = STEPS[step](steps.StepContext(
+                integration=integration, settings=settings, mapping=mapping, hook=hook,
+                writer=writer, run_id=run_id, full_refresh=full_refresh))
+    except Exception as exc:
+        ledger.note_run_failure(run_id, f"{step}: {exc}")
+        raise
+    ledger.add_run_counts(run_id, step, counts)
+    return counts

@@ -1,0 +1,268 @@
+"""The sync steps: extract → map → load, one batch at a time (R-SYNC-2's fixed order is the
+DAG's). Each returns its counts; errors go to the integration errors log as they happen.
+
+A batch is one page from HubSpot: it is mapped, then written in one transaction in which every
+record has its own savepoint, so a failed record costs nothing but itself (R-SYNC-6) and a
+killed task loses at most the batch in flight (the re-run redoes it, idempotently).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from hubspot_ledger.hooks.hubspot import HubSpotHook
+from hubspot_ledger.ledger.records import Integration, IntegrationSettings, RemoteType
+from hubspot_ledger.ledger.writer import Change, LedgerWriter, Outcome, insert_errors
+from hubspot_ledger.sync import extract
+from hubspot_ledger.sync.mapping import (
+    ContractDraft,
+    InvoiceDraft,
+    MappingContext,
+    hubspot_properties,
+    map_company_to_customer,
+    map_deal_to_contract,
+    map_invoice_to_sales_invoice,
+    map_product_to_item,
+)
+from hubspot_ledger.sync.models import (
+    Company,
+    Deal,
+    HubSpotRecord,
+    Invoice,
+    LineItem,
+    MappingError,
+    Product,
+)
+
+log = logging.getLogger(__name__)
+
+D = TypeVar("D")
+STAGED_BATCH = 100  # deals per batch: one association and ~3 line-item batch reads each
+
+
+@dataclass
+class StepContext:
+    """What a step of one run works with."""
+
+    integration: Integration
+    settings: IntegrationSettings
+    mapping: MappingContext
+    hook: HubSpotHook
+    writer: LedgerWriter
+    run_id: int
+    full_refresh: bool = False
+
+
+@dataclass
+class Tally:
+    """A step's counts, its pending errors-log rows, and its progress lines in the task log."""
+
+    step: str
+    total: int | None = None
+    counts: dict[str, int] = field(default_factory=lambda: {c.value: 0 for c in Change})
+    errors: list[tuple[str | None, str | None, str]] = field(default_factory=list)
+
+    @property
+    def seen(self) -> int:
+        return sum(self.counts.values())
+
+    def add(self, outcome: Outcome, remote_type: RemoteType, remote_id: str) -> None:
+        self.counts[outcome.change.value] += 1
+        if outcome.message:
+            self.errors.append((remote_type.value, remote_id, outcome.message))
+
+    def reject(self, error: MappingError) -> None:
+        self.counts[(Change.SKIPPED if error.skipped else Change.FAILED).value] += 1
+        self.errors.append((error.remote_type.value, error.remote_id or None, error.message))
+
+    def flush(self, ctx: StepContext) -> None:
+        """Write the pending errors (inside the batch's transaction) and log progress."""
+        if self.errors:
+            insert_errors(ctx.writer.conn, ctx.integration.id, ctx.run_id, self.step,
+                          self.errors)
+            self.errors = []
+        of_total = f"/{self.total:,}" if self.total is not None else ""
+        log.info("%s %s%s (%s)", self.step, f"{self.seen:,}", of_total, self.summary())
+
+    def summary(self) -> str:
+        return ", ".join(f"{k} {v:,}" for k, v in self.counts.items())
+
+
+def _draft(tally: Tally, build: Callable[..., D], *args: Any, **kwargs: Any) -> D | None:
+    """`build(*args, **kwargs)`, or None after counting and logging why there is no draft.
+    A record HubSpot sent unreadable arrives here as its MappingError."""
+    if any(isinstance(arg, MappingError) for arg in args):
+        tally.reject(next(a for a in args if isinstance(a, MappingError)))
+        return None
+    try:
+        return build(*args, **kwargs)
+    except MappingError as error:
+        tally.reject(error)
+        return None
+
+
+# -- products → items (R-PROD-1…5) ---------------------------------------------------------
+
+
+def sync_products(ctx: StepContext) -> dict[str, int]:
+    tally = Tally("products")
+    for page in extract.products(ctx.hook):
+        with ctx.writer.batch():
+            for product in extract.parse(Product, page):
+                draft = _draft(tally, map_product_to_item, product, ctx.mapping)
+                if draft is not None:
+                    tally.add(ctx.writer.upsert_item(draft), RemoteType.PRODUCT, draft.remote_id)
+            tally.flush(ctx)
+    return tally.counts
+
+
+# -- companies → customers (R-COMP-1, R-COMP-2) ----------------------------------------------
+
+
+def sync_companies(ctx: StepContext) -> dict[str, int]:
+    """Finds the qualifying deals (companies are reached only through them, R-COMP-1), stages
+    each with its primary company for sync_deals, then upserts those companies."""
+    writer, run_id = ctx.writer, ctx.run_id
+    with writer.batch():
+        writer.clear_stage(run_id)
+    company_ids: set[str] = set()
+    deals = 0
+    for page in extract.closed_won_deals(ctx.hook, ctx.integration.cutoff_date):
+        ids = [str(raw.get("id", "")) for raw in page]
+        links = ctx.hook.batch_associations("deals", "companies", ids)
+        staged = []
+        for deal_id, raw in zip(ids, page, strict=True):
+            primary = extract.primary_company(links.get(deal_id, []))
+            if primary:
+                company_ids.add(primary)
+            staged.append((deal_id, json.dumps({"deal": raw, "company_id": primary})))
+        writer.stage(run_id, RemoteType.DEAL, staged)
+        deals += len(page)
+        log.info("companies: %s closed-won deals found so far, %s companies", f"{deals:,}",
+                 f"{len(company_ids):,}")
+    tally = Tally("companies", total=len(company_ids))
+    wanted = sorted(company_ids, key=lambda i: (len(i), i))
+    for page in ctx.hook.batch_read("companies", wanted, hubspot_properties(
+            RemoteType.COMPANY)):
+        writer.stage(run_id, RemoteType.COMPANY,
+                     [(str(raw.get("id", "")), json.dumps(raw)) for raw in page])
+        with writer.batch():
+            for company in extract.parse(Company, page):
+                draft = _draft(tally, map_company_to_customer, company)
+                if draft is not None:
+                    tally.add(writer.upsert_customer(draft), RemoteType.COMPANY,
+                              str(draft.remote_id))
+            tally.flush(ctx)
+    return tally.counts
+
+
+# -- closed-won deals → draft contracts (R-DEAL-1…8) -----------------------------------------
+
+
+def sync_deals(ctx: StepContext) -> dict[str, int]:
+    writer = ctx.writer
+    tally = Tally("deals", total=writer.staged_count(ctx.run_id, RemoteType.DEAL))
+    for batch in writer.staged(ctx.run_id, RemoteType.DEAL, STAGED_BATCH):
+        deals = {deal_id: (extract.parse_one(Deal, payload["deal"]), payload.get("company_id"))
+                 for deal_id, payload in batch}
+        readable = [i for i, (d, _) in deals.items() if not isinstance(d, MappingError)]
+        lines = _lines_by_owner(ctx, RemoteType.DEAL, readable)
+        products = _unmapped_products(ctx, lines.values())
+        companies = _staged_companies(ctx, [c for _, c in deals.values() if c])
+        with writer.batch():
+            for deal_id, (deal, company_id) in deals.items():
+                draft = _draft(tally, _deal_draft, deal, lines.get(deal_id, []), ctx.mapping,
+                               company=companies.get(company_id) if company_id else None,
+                               products=products)
+                if draft is not None:
+                    tally.add(writer.upsert_contract(draft), RemoteType.DEAL, deal_id)
+            tally.flush(ctx)
+    return tally.counts
+
+
+def _deal_draft(deal: Deal, lines: Sequence[LineItem | MappingError], mapping: MappingContext,
+                *, company: Company | None, products: Mapping[str, Product]) -> ContractDraft:
+    return map_deal_to_contract(deal, _readable_lines(deal, lines), mapping, company=company,
+                                products=products)
+
+
+def _staged_companies(ctx: StepContext, ids: Iterable[str]) -> dict[str, Company]:
+    """The deals' primary companies as sync_companies read them; one that HubSpot no longer
+    returned (deleted) is absent, and its deals fall back to their mapped customer, if any."""
+    found: dict[str, Company] = {}
+    for company_id, raw in ctx.writer.staged_payloads(ctx.run_id, RemoteType.COMPANY,
+                                                      sorted(set(ids))).items():
+        company = extract.parse_one(Company, raw)
+        if isinstance(company, Company):
+            found[company_id] = company
+    return found
+
+
+# -- invoices → sales invoices (R-INV-1…6) ----------------------------------------------------
+
+
+def sync_invoices(ctx: StepContext) -> dict[str, int]:
+    tally = Tally("invoices")
+    for page in extract.invoices(ctx.hook, ctx.integration.cutoff_date):
+        invoices = extract.parse(Invoice, page)
+        readable = [i.id for i in invoices if isinstance(i, Invoice)]
+        lines = _lines_by_owner(ctx, RemoteType.INVOICE, readable)
+        products = _unmapped_products(ctx, lines.values())
+        with ctx.writer.batch():
+            for invoice in invoices:
+                draft = _draft(tally, _invoice_draft, invoice,
+                               lines.get(getattr(invoice, "id", ""), []), ctx.mapping,
+                               products=products)
+                if draft is not None:
+                    tally.add(ctx.writer.upsert_invoice(draft), RemoteType.INVOICE,
+                              draft.remote_id)
+            tally.flush(ctx)
+    return tally.counts
+
+
+def _invoice_draft(invoice: Invoice, lines: Sequence[LineItem | MappingError],
+                   mapping: MappingContext, *, products: Mapping[str, Product]) -> InvoiceDraft:
+    return map_invoice_to_sales_invoice(invoice, _readable_lines(invoice, lines), mapping,
+                                        products=products)
+
+
+# -- shared by deals and invoices -------------------------------------------------------------
+
+
+def _lines_by_owner(ctx: StepContext, owner_type: RemoteType, owner_ids: Sequence[str]
+                    ) -> dict[str, list[LineItem | MappingError]]:
+    """Each deal's or invoice's line items (associations, then batch reads of 100). A line
+    HubSpot no longer returns (deleted since) is left out."""
+    if not owner_ids:
+        return {}
+    links = extract.line_items_of(ctx.hook, owner_type, owner_ids)
+    records = extract.read_by_id(ctx.hook, RemoteType.LINE_ITEM, LineItem,
+                                 [i for ids in links.values() for i in ids])
+    return {owner: [records[i] for i in ids if i in records] for owner, ids in links.items()}
+
+
+def _readable_lines(owner: HubSpotRecord, lines: Sequence[LineItem | MappingError]
+                    ) -> list[LineItem]:
+    """A line HubSpot sent unreadable means the owner is not imported, naming the line
+    (DESIGN "partly bad records")."""
+    for line in lines:
+        if isinstance(line, MappingError):
+            raise MappingError(owner.REMOTE_TYPE, owner.id,
+                               f"{owner.subject} not imported: {line.message}")
+    return [line for line in lines if isinstance(line, LineItem)]
+
+
+def _unmapped_products(ctx: StepContext, lines: Iterable[Sequence[LineItem | MappingError]]
+                       ) -> Mapping[str, Product]:
+    """The products of these lines that have no item yet (R-DEAL-2: created on the spot). A
+    product HubSpot no longer returns (archived) is drafted from the line's own copies."""
+    product_ids = {line.product_id for group in lines for line in group
+                   if isinstance(line, LineItem) and line.product_id}
+    mapped = ctx.writer.mapped(RemoteType.PRODUCT, sorted(product_ids))
+    missing = [p for p in product_ids if p not in mapped]
+    found = extract.read_by_id(ctx.hook, RemoteType.PRODUCT, Product, missing)
+    return {pid: product for pid, product in found.items() if isinstance(product, Product)}
