@@ -1,0 +1,36 @@
+"""The integration endpoints: a FastAPI app that the Airflow plugin mounts on the api-server at
+`/api/integrations/hubspot` (see `plugins/hubspot_ledger_plugin.py`).
+
+Importing this package is cheap on purpose. Airflow imports every plugin module in every process
+that loads plugins (scheduler, DAG processor, each task's runner), yet only the api-server serves
+HTTP; so the app, FastAPI and Airflow's api-server security module are imported on the first
+request, not when the plugin is loaded.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from starlette.types import Receive, Scope, Send
+
+URL_PREFIX = "/api/integrations/hubspot"
+
+
+class LazyApp:
+    """An ASGI app that builds the real one (`hubspot_ledger.api.app.create_app`) when first
+    called. One event loop calls it, and building is synchronous, so it is built once."""
+
+    @cached_property
+    def app(self) -> FastAPI:
+        from hubspot_ledger.api.app import create_app
+
+        return create_app()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+    def __repr__(self) -> str:  # shown by `airflow plugins`
+        return "<hubspot_ledger.api.LazyApp: hubspot_ledger.api.app.create_app()>"

@@ -1,0 +1,66 @@
+"""The FastAPI app of the integration endpoints, and how failures become JSON.
+
+Every failure answers `{"detail": "<one line saying what is wrong and what to do>"}`: the
+messages are the same ones the CLI prints (UserFacingError and friends never carry a token).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from airflow.sdk.exceptions import AirflowNotFoundException
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from hubspot_ledger.api import routes_connect, routes_integrations
+from hubspot_ledger.errors import UserFacingError
+from hubspot_ledger.hooks.hubspot import HubSpotError
+from hubspot_ledger.ledger.errors import LedgerSchemaError, LedgerUnavailableError
+
+log = logging.getLogger(__name__)
+
+
+def _detail(status_code: int, message: str) -> JSONResponse:
+    return JSONResponse({"detail": message}, status_code=status_code)
+
+
+async def _user_facing(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, UserFacingError)
+    return _detail(exc.http_status, str(exc))
+
+
+async def _deployment_problem(request: Request, exc: Exception) -> JSONResponse:
+    """The ledger is down, or a connection of the deployment is missing or incomplete: an
+    operator must act, the caller can only retry later."""
+    log.warning("%s %s: %s", request.method, request.url.path, exc)
+    return _detail(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc))
+
+
+async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's default is a list of objects; ours is the one line every other error is."""
+    assert isinstance(exc, RequestValidationError)
+    problems: dict[str, None] = {}  # ordered and without repeats
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
+        problems[f"{where}: {error.get('msg', 'invalid')}"] = None
+    return _detail(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                   "Invalid request: " + "; ".join(problems))
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="HubSpot ledger integration",
+        description="Connect an organization's HubSpot portal, edit its settings, read its "
+                    "errors log and queue a sync. Authenticate with an Airflow JWT "
+                    "(POST /auth/token); the OAuth callback is protected by its signed state.",
+        version="1",
+    )
+    app.include_router(routes_connect.router)
+    app.include_router(routes_integrations.router)
+    app.add_exception_handler(UserFacingError, _user_facing)
+    for problem in (LedgerUnavailableError, LedgerSchemaError, HubSpotError,
+                    AirflowNotFoundException):
+        app.add_exception_handler(problem, _deployment_problem)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    return app

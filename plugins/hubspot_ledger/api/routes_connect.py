@@ -1,0 +1,59 @@
+"""Connecting a portal: the consent URL (an Airflow user asks) and the OAuth callback (HubSpot's
+redirect comes back; no Airflow user, the signed, expiring, single-use state vouches for it)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from starlette.concurrency import run_in_threadpool
+
+from hubspot_ledger.api.auth import Access, can_change
+from hubspot_ledger.api.schemas import Connected, ConsentUrl
+from hubspot_ledger.connect import auth_url, complete_connection
+from hubspot_ledger.errors import InvalidInput
+
+router = APIRouter(tags=["connect"])
+
+
+@router.get("/auth/", summary="HubSpot consent URL of an integration (?integration_id=N)")
+def consent_url(access: Annotated[Access, Depends(can_change)]) -> ConsentUrl:
+    return ConsentUrl(url=auth_url(access.integration_id))
+
+
+async def _callback_params(request: Request) -> dict[str, str]:
+    """`code` and `state` from the query string (HubSpot's redirect is a GET), a JSON object or
+    a form (a front end forwarding them)."""
+    params = dict(request.query_params)
+    if request.method == "POST":
+        if request.headers.get("content-type", "").startswith("application/json"):
+            try:
+                body = await request.json()
+            except ValueError:
+                body = None
+            if not isinstance(body, dict):
+                raise HTTPException(status.HTTP_400_BAD_REQUEST,
+                                    "The body must be a JSON object with code and state")
+        else:
+            body = await request.form()
+        params.update({k: v for k, v in body.items() if isinstance(v, str)})
+    return params
+
+
+@router.api_route("/oauth-callback/", methods=["GET", "POST"], summary="OAuth callback")
+async def oauth_callback(request: Request) -> Connected:
+    params = await _callback_params(request)
+    if "error" in params:  # the customer declined, or HubSpot refused the request
+        reason = params.get("error_description") or params["error"]
+        raise HTTPException(status.HTTP_400_BAD_REQUEST,
+                            f"HubSpot did not grant access ({reason}); start the connection "
+                            "again")
+    try:
+        integration = await run_in_threadpool(complete_connection, params.get("code", ""),
+                                              params.get("state", ""))
+    except InvalidInput as exc:
+        # An OAuth callback's bad request (no code; a tampered, expired or used state) is
+        # answered as OAuth answers one: 400. Nothing was changed.
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+    return Connected(status=str(integration.status), integration_id=integration.id,
+                     portal_id=integration.remote_id, currency=integration.currency)

@@ -1,0 +1,66 @@
+"""One integration: queue a sync, read and save its settings, read its errors log.
+
+Thin over the service functions the CLI uses (`integration_settings`, `LedgerHook.list_errors`);
+the handlers are plain `def`, so FastAPI runs their blocking ledger calls in its thread pool.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, status
+
+from hubspot_ledger.api.auth import Access, can_change, can_read, can_run
+from hubspot_ledger.api.dag_runs import queue_run
+from hubspot_ledger.api.schemas import (
+    ErrorsLog,
+    QueuedRun,
+    Settings,
+    SettingsUpdate,
+    TriggerSync,
+)
+from hubspot_ledger.hooks.ledger import LedgerHook
+from hubspot_ledger.integration_settings import (
+    ACCOUNTS,
+    get_settings,
+    missing_settings,
+    save_settings,
+    validate_setup,
+)
+
+router = APIRouter(prefix="/{integration_id}", tags=["integration"])
+
+
+@router.post("/trigger-sync/", status_code=status.HTTP_202_ACCEPTED,
+             summary="Queue a run of the integration's DAG")
+def trigger_sync(access: Annotated[Access, Depends(can_run)],
+                 body: TriggerSync | None = None) -> QueuedRun:
+    # Checked up front (the run's first task checks again): a run doomed to fail at
+    # validate_setup would only tell the caller later, and in a task log.
+    validate_setup(access.integration_id)
+    full_refresh = body.full_refresh if body else False
+    run_id, state = queue_run(access.dag_id, conf={"full_refresh": full_refresh},
+                              user_name=access.user.get_name())
+    return QueuedRun(dag_id=access.dag_id, dag_run_id=run_id, state=state)
+
+
+@router.get("/settings/", summary="The integration's settings")
+def read_settings(access: Annotated[Access, Depends(can_read)]) -> Settings:
+    settings = get_settings(access.integration_id)
+    return Settings.of(settings, missing_settings(settings))
+
+
+@router.api_route("/settings/", methods=["PUT", "POST"], summary="Save settings (partial)")
+def write_settings(access: Annotated[Access, Depends(can_change)],
+                   body: SettingsUpdate) -> Settings:
+    accounts = {a.field: getattr(body, a.field) for a in ACCOUNTS}
+    settings = save_settings(access.integration_id, accounts=accounts, company=body.company,
+                             sync_invoices=body.sync_invoices)
+    return Settings.of(settings, missing_settings(settings))
+
+
+@router.get("/errors/", summary="The integration's errors log, newest first")
+def read_errors(access: Annotated[Access, Depends(can_read)],
+                limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> ErrorsLog:
+    return ErrorsLog.of(access.integration_id,
+                        LedgerHook().list_errors(access.integration_id, limit=limit))

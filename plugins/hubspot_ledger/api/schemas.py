@@ -1,0 +1,88 @@
+"""Request and response bodies of the integration endpoints.
+
+Responses carry what a front end shows; never a token, a code, a state or the client secret.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hubspot_ledger.ledger.records import IntegrationError, IntegrationSettings
+
+
+class ConsentUrl(BaseModel):
+    url: str = Field(description="HubSpot's consent page, with a signed state for the "
+                                 "integration; send the customer's browser there")
+
+
+class Connected(BaseModel):
+    status: str = Field(description="`connected`")
+    integration_id: int
+    portal_id: str | None = Field(description="the HubSpot portal (hub) id")
+    currency: str | None = Field(description="the portal's company currency")
+
+
+class TriggerSync(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    full_refresh: bool = Field(False, description="re-read everything since the cutoff date")
+
+
+class QueuedRun(BaseModel):
+    dag_id: str
+    dag_run_id: str
+    state: str = Field(description="`queued`: the scheduler starts it")
+
+
+class SettingsUpdate(BaseModel):
+    """Partial: a field left out (or null) keeps its saved value. Accounts are named by their
+    code and the company by its name, in the integration's organization. The account fields
+    are those of `integration_settings.ACCOUNTS` (a test keeps them in step)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ar_account: str | None = None
+    deferred_revenue_account: str | None = None
+    expense_account: str | None = None
+    income_account: str | None = None
+    clearing_account: str | None = None
+    company: str | None = None
+    sync_invoices: bool | None = None
+
+
+class Settings(BaseModel):
+    integration_id: int
+    ar_account: str | None
+    deferred_revenue_account: str | None
+    expense_account: str | None
+    income_account: str | None
+    clearing_account: str | None
+    company: str | None
+    sync_invoices: bool
+    missing: list[str] = Field(description="required settings not set yet (or pointing at a "
+                                           "deleted record); empty when setup is complete")
+
+    @classmethod
+    def of(cls, settings: IntegrationSettings, missing: list[str]) -> Settings:
+        return cls(**settings.to_dict(), missing=missing)
+
+
+class ErrorEntry(BaseModel):
+    id: int
+    sync_run_id: int | None
+    remote_type: str | None
+    remote_id: str | None
+    message: str
+    created_at: dt.datetime
+
+
+class ErrorsLog(BaseModel):
+    integration_id: int
+    errors: list[ErrorEntry] = Field(description="newest first")
+
+    @classmethod
+    def of(cls, integration_id: int, errors: list[IntegrationError]) -> ErrorsLog:
+        return cls(integration_id=integration_id,
+                   errors=[ErrorEntry(**e.to_dict()) for e in errors])

@@ -1,0 +1,20 @@
+"""The Airflow plugin of this project: the integration endpoints on the api-server.
+
+Airflow imports this module from the plugins folder (`.airflowignore` keeps it from importing
+the `hubspot_ledger` package's modules as plugins). It must stay cheap and free of I/O: every
+Airflow process that loads plugins imports it, also when the ledger is down. The FastAPI app
+itself is built on its first request (see `hubspot_ledger.api`).
+"""
+
+from __future__ import annotations
+
+from airflow.plugins_manager import AirflowPlugin
+
+from hubspot_ledger.api import URL_PREFIX, LazyApp
+
+
+class HubSpotLedgerPlugin(AirflowPlugin):
+    name = "hubspot_ledger"
+    fastapi_apps = [
+        {"app": LazyApp(), "url_prefix": URL_PREFIX, "name": "HubSpot ledger integration"},
+    ]

@@ -1,0 +1,1 @@
+"""Endpoint tests of the Airflow plugin, through a real api-server."""
