@@ -1,0 +1,39 @@
+"""The `portal` fixture: the crafted HubSpot portal of portal.py, synced by real DAG runs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from cryptography.fernet import Fernet
+
+from hubspot_ledger.crypto import KEYS_ENV
+from hubspot_ledger.hooks.ledger import LedgerHook
+from hubspot_ledger.sandbox.testing import SandboxServer
+
+from .portal import CUTOFF, LOCKED, ORGANIZATION, Portal, books, build_portal, connect, truncate
+
+
+@pytest.fixture(scope="module")
+def portal(ledger_db: str, airflow_home: Any) -> Iterator[Portal]:
+    with pytest.MonkeyPatch.context() as mp, SandboxServer(seed=1, scale="tiny") as sb, \
+            psycopg.connect(ledger_db, autocommit=True) as conn:
+        mp.setenv(KEYS_ENV, Fernet.generate_key().decode())
+        mp.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", json.dumps({
+            "conn_type": "http", "host": sb.url, "login": sb.client_id,
+            "password": sb.client_secret,
+            "extra": {"redirect_uri": sb.redirect_uri,
+                      "authorize_url": f"{sb.url}/oauth/authorize"}}))
+        truncate(conn)
+        build_portal(sb)
+        hook = LedgerHook()
+        integration_id = hook.create_integration(ORGANIZATION, CUTOFF)
+        company_id = books(hook, integration_id)
+        conn.execute("INSERT INTO ledger.accounting_periods (company_id, start_date, end_date, "
+                     "locked) VALUES (%s, %s, %s, true)", [company_id, *LOCKED])
+        connect(sb, integration_id)
+        sb.clear_requests()
+        yield Portal(sandbox=sb, ledger=conn, integration_id=integration_id)
