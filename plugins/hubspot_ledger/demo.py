@@ -151,14 +151,30 @@ def run_dag(integration_id: int) -> str:
     return str(run.state)
 
 
-def print_ledger() -> None:
+def print_ledger(integration_id: int) -> None:
     from hubspot_ledger.hooks.ledger import LedgerHook
+    from hubspot_ledger.sync.run_report import render
 
     hook = LedgerHook()
     say("What landed in the ledger (rows per table)")
-    for table in LEDGER_TABLES:
-        count = hook.get_first(f"SELECT count(*) FROM ledger.{table}")[0]  # noqa: S608 - fixed names
+    for table, count in hook.table_counts(LEDGER_TABLES).items():
         print(f"    {table:<26} {count}")
+    say("Draft contracts from closed-won deals (first 8)")
+    for name, customer, total, currency, lines in hook.contract_overview(integration_id, 8):
+        print(f"    {name[:34]:<34} {customer[:22]:<22} {total:>12,.2f} {currency} "
+              f"({lines} obligation{'s' if lines != 1 else ''})")
+    run = hook.latest_sync_run(integration_id)
+    if run is not None:
+        say("The run's report (the report task logs the same)")
+        errors = hook.count_run_errors(run["id"])
+        report = render(run["id"], integration_id, run["status"] == "success", run["counts"],
+                        errors, run["message"])
+        print("\n".join(f"    {line}" for line in report.splitlines()))
+        logged = [e for e in hook.list_errors(integration_id) if e.sync_run_id == run["id"]]
+        if logged:
+            say("Skipped or failed, and why (the errors log: hubspot-ledger errors)")
+            for error in logged[:12]:
+                print(f"    {error.remote_type} {error.remote_id}: {error.message}")
 
 
 def main() -> int:
@@ -182,8 +198,8 @@ def main() -> int:
         say("Connecting HubSpot through OAuth (authorization-code flow against the sandbox)")
         connect_through_oauth(integration_id)
         state = run_dag(integration_id)
-        say(f"DAG run finished: {state} (sync steps are placeholders until issue #4)")
-        print_ledger()
+        say(f"DAG run finished: {state}")
+        print_ledger(integration_id)
     return 0 if state == "success" else 1
 
 

@@ -432,6 +432,31 @@ class LedgerHook(PostgresHook):
                 "finished_at = greatest(now(), started_at) WHERE id = %s",
                 [status.value, message, run_id])
 
+    def latest_sync_run(self, integration_id: int) -> dict[str, Any] | None:
+        with self._session() as conn:
+            row = conn.execute("SELECT id FROM ledger.sync_runs WHERE integration_id = %s "
+                               "ORDER BY id DESC LIMIT 1", [integration_id]).fetchone()
+        return None if row is None else self.get_sync_run(int(row[0]))
+
+    def table_counts(self, tables: Sequence[str]) -> dict[str, int]:
+        with self._session() as conn:
+            return {t: int(_scalar(conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
+                sql.Identifier("ledger", t))))) for t in tables}
+
+    def contract_overview(self, integration_id: int, limit: int
+                          ) -> list[tuple[str, str, Any, str, int]]:
+        """(name, customer, total, currency, obligations) of the integration's contracts."""
+        with self._session() as conn:
+            rows = conn.execute(
+                "SELECT c.name, cu.name, c.total_amount, c.currency, "
+                "(SELECT count(*) FROM ledger.performance_obligations p "
+                " WHERE p.contract_id = c.id) "
+                "FROM ledger.integration_records r JOIN ledger.contracts c ON c.id = r.local_id "
+                "JOIN ledger.customers cu ON cu.id = c.customer_id "
+                "WHERE r.integration_id = %s AND r.remote_type = 'deal' ORDER BY c.id LIMIT %s",
+                [integration_id, limit]).fetchall()
+        return [(str(a), str(b), c, str(d), int(e)) for a, b, c, d, e in rows]
+
     def note_run_failure(self, run_id: int, message: str) -> None:
         """Keep why a step of the run failed, for the report (several steps may add theirs)."""
         with self._session() as conn, conn.transaction():

@@ -77,7 +77,9 @@ class Tally:
 
     def reject(self, error: MappingError) -> None:
         self.counts[(Change.SKIPPED if error.skipped else Change.FAILED).value] += 1
-        self.errors.append((error.remote_type.value, error.remote_id or None, error.message))
+        detail = getattr(error, "detail", "")  # why "No valid line items", for the accountant
+        message = f"{error.message} ({detail})" if detail else error.message
+        self.errors.append((error.remote_type.value, error.remote_id or None, message))
 
     def flush(self, ctx: StepContext) -> None:
         """Write the pending errors (inside the batch's transaction) and log progress."""
