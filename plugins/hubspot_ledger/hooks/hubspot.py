@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -92,6 +93,18 @@ class AccountDetails:
     time_zone: str | None
 
 
+class RateLimiter(Protocol):
+    """The portal's shared request budget (hubspot_ledger.ratelimit)."""
+
+    def acquire(self, path: str) -> float: ...
+
+    def backoff(self, path: str, seconds: float) -> None: ...
+
+
+class HubSpotBudgetExhausted(HubSpotError):
+    """The portal's daily API budget is nearly spent: stop, leave the rest to its other apps."""
+
+
 class TokenSource(Protocol):
     """Hands the hook a valid access token; `refresh()` is called once after a 401."""
 
@@ -150,10 +163,13 @@ class HubSpotHook(BaseHook):
     hook_name = "HubSpot"
 
     def __init__(self, hubspot_conn_id: str = default_conn_name,
-                 token_source: TokenSource | None = None) -> None:
+                 token_source: TokenSource | None = None,
+                 limiter: RateLimiter | None = None) -> None:
         super().__init__()
         self.hubspot_conn_id = hubspot_conn_id
         self.token_source = token_source
+        self.limiter = limiter
+        self.requests_sent = 0
 
     @cached_property
     def app(self) -> OAuthApp:
@@ -284,7 +300,11 @@ class HubSpotHook(BaseHook):
                      method, path)
             response = self._send(method, path, params, json_body, self.token_source.refresh())
         if response.status_code == 429 or response.status_code >= 500:
-            raise _Transient(response)
+            transient = _Transient(response)
+            if response.status_code == 429 and self.limiter is not None:
+                self.limiter.backoff(path, transient.retry_after or 1.0)
+            raise transient
+        _check_daily_budget(response)
         if response.status_code >= 400:
             raise HubSpotError(f"HubSpot refused {method} {path} ({response.status_code}): "
                                f"{_error_message(response)}", status=response.status_code)
@@ -295,6 +315,9 @@ class HubSpotHook(BaseHook):
 
     def _send(self, method: str, path: str, params: dict[str, Any] | None,
               json_body: dict[str, Any] | None, token: str) -> requests.Response:
+        if self.limiter is not None:
+            self.limiter.acquire(path)
+        self.requests_sent += 1
         try:
             return self.session.request(method, f"{self.app.api_base}{path}", params=params,
                                         json=json_body, timeout=TIMEOUT,
@@ -443,6 +466,19 @@ def _wait_retry_after_or_backoff(state: tenacity.RetryCallState) -> float:
     if isinstance(exc, _Transient) and exc.retry_after is not None:
         return max(exc.retry_after, 0.0) + backoff % 1  # keep a little jitter
     return backoff
+
+
+# Requests of the portal's daily budget this sync leaves unused (HubSpot's daily limit is shared
+# by every app of the portal); HUBSPOT_LEDGER_DAILY_MARGIN overrides it.
+DAILY_MARGIN = int(os.environ.get("HUBSPOT_LEDGER_DAILY_MARGIN", "1000"))
+
+
+def _check_daily_budget(response: requests.Response) -> None:
+    remaining = response.headers.get("X-HubSpot-RateLimit-Daily-Remaining", "")
+    if remaining.isdigit() and int(remaining) < DAILY_MARGIN:
+        raise HubSpotBudgetExhausted(
+            f"HubSpot's daily API budget of this portal is nearly spent ({remaining} requests "
+            f"left, margin {DAILY_MARGIN}); the sync stops here and the next run resumes")
 
 
 def _error_message(response: requests.Response) -> str:

@@ -42,6 +42,7 @@ from hubspot_ledger.ledger.records import (
     TokenUpdate,
 )
 from hubspot_ledger.ledger.writer import LedgerWriter, insert_errors
+from hubspot_ledger.ratelimit import PortalRateLimiter
 
 # libpq counts connect_timeout in whole seconds and treats anything under 2 as 2.
 _MIN_CONNECT_TIMEOUT = 2
@@ -76,6 +77,10 @@ class LedgerHook(PostgresHook):
             conn.close()
             raise RuntimeError("LedgerHook needs psycopg 3 (the provider chose psycopg2)")
         return conn
+
+    def rate_limiter(self, portal_id: str) -> PortalRateLimiter:
+        """The portal's request budget, kept in this ledger (shared by every worker)."""
+        return PortalRateLimiter(portal_id, self._connect)
 
     @contextmanager
     def _session(self) -> Iterator[psycopg.Connection[Any]]:

@@ -32,15 +32,22 @@ def run_step(step: str, integration_id: int, dag_run_id: str, *, full_refresh: b
     run_id = ledger.start_sync_run(integration_id, dag_run_id)
     try:
         integration, settings = validate_setup(integration_id, ledger=ledger)
-        hook = HubSpotHook(token_source=IntegrationTokens(integration_id, ledger=ledger))
         mapping = MappingContext.from_integration(integration, settings)
+        limiter = ledger.rate_limiter(str(integration.remote_id))
+        hook = HubSpotHook(token_source=IntegrationTokens(integration_id, ledger=ledger),
+                           limiter=limiter)
         log.info("%s: integration %s (%s), portal %s, cutoff %s; waiting for its write lock",
                  step, integration.id, integration.organization_name, integration.remote_id,
                  integration.cutoff_date)
-        with ledger.writer(integration_id) as writer:
-            counts = STEPS[step](steps.StepContext(
-                integration=integration, settings=settings, mapping=mapping, hook=hook,
-                writer=writer, run_id=run_id, full_refresh=full_refresh))
+        try:
+            with ledger.writer(integration_id) as writer:
+                counts = STEPS[step](steps.StepContext(
+                    integration=integration, settings=settings, mapping=mapping, hook=hook,
+                    writer=writer, run_id=run_id, full_refresh=full_refresh))
+        finally:
+            limiter.close()
+        log.info("%s: %s HubSpot requests, %.1fs waited for the portal's rate budget", step,
+                 f"{hook.requests_sent:,}", limiter.waited)
     except Exception as exc:
         ledger.note_run_failure(run_id, f"{step}: {exc}")
         raise

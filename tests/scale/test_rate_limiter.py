@@ -1,0 +1,104 @@
+"""The per-portal rate budget (issue 5): shared by concurrent callers, no 429 from HubSpot.
+
+Real parts: the sandbox enforces its rolling-window limits over HTTP, the budget lives in this
+run's ledger database. The sandbox's limits are scaled down (20 per 2 s, search 3/s) so the test
+takes seconds; the limiter gets budgets with the same margin as production's.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+import requests
+
+from hubspot_ledger.hooks.hubspot import HubSpotHook
+from hubspot_ledger.hooks.ledger import LedgerHook
+from hubspot_ledger.ratelimit import Budget, PortalRateLimiter, bucket_of
+from hubspot_ledger.sandbox.testing import SandboxServer
+
+pytestmark = [pytest.mark.integration]
+
+# 2 + 8.5 * 2 = 19 <= 20 per 2 s; 0.4 + 2.5 = 2.9 <= 3 per second.
+TEST_BUDGETS = {"general": Budget(capacity=2, rate=8.5), "search": Budget(capacity=0.4, rate=2.5)}
+
+
+class StaticToken:
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def access_token(self) -> str:
+        return self.token
+
+    def refresh(self) -> str:
+        return self.token
+
+
+@pytest.fixture
+def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[SandboxServer]:
+    with SandboxServer(seed=1, scale="tiny", rate_limit=20, rate_window=2.0,
+                       search_rate=3) as sb:
+        monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", json.dumps(
+            {"conn_type": "http", "host": sb.url, "login": sb.client_id,
+             "password": sb.client_secret}))
+        yield sb
+
+
+def _caller(sb: SandboxServer, token: str, results: list[float], n: int) -> None:
+    limiter = PortalRateLimiter(str(sb.portal_id), LedgerHook()._connect, TEST_BUDGETS)
+    hook = HubSpotHook(token_source=StaticToken(token), limiter=limiter)
+    for i in range(n):
+        hook.request("GET", "/crm/v3/objects/products", params={"limit": 1})
+        if i % 5 == 0:
+            hook.request("POST", "/crm/v3/objects/deals/search", json_body={"limit": 1})
+    limiter.close()
+    results.append(limiter.waited)
+
+
+def test_two_concurrent_callers_share_one_budget_and_never_see_a_429(
+        ledger: psycopg.Connection, sandbox: SandboxServer) -> None:
+    token = sandbox.issue_tokens()["access_token"]
+    sandbox.clear_requests()
+    waited: list[float] = []
+    threads = [threading.Thread(target=_caller, args=(sandbox, token, waited, 24))
+               for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    sent = sandbox.requests()
+    assert len(sent) == 2 * (24 + 5)
+    assert [r for r in sent if r["status"] == 429] == []
+    assert sum(waited) > 1.0  # the budget did hold callers back
+
+
+def test_without_the_limiter_the_same_load_is_refused(sandbox: SandboxServer) -> None:
+    """The control: the sandbox really enforces the window the limiter keeps to."""
+    token = sandbox.issue_tokens()["access_token"]
+    statuses = [requests.get(f"{sandbox.url}/crm/v3/objects/products", params={"limit": 1},
+                             headers={"Authorization": f"Bearer {token}"}, timeout=10).status_code
+                for _ in range(30)]
+    assert 429 in statuses
+
+
+def test_search_endpoints_spend_their_own_budget() -> None:
+    assert bucket_of("/crm/v3/objects/deals/search") == "search"
+    assert bucket_of("/crm/v3/objects/deals/batch/read") == "general"
+    assert bucket_of("/crm/v4/associations/deals/companies/batch/read") == "general"
+
+
+def test_a_429_holds_every_caller_of_the_portal_back(ledger: psycopg.Connection) -> None:
+    limiter = PortalRateLimiter("777", LedgerHook()._connect, TEST_BUDGETS)
+    limiter.acquire("/crm/v3/objects/products")
+    limiter.backoff("/crm/v3/objects/products", 1.0)
+    other = PortalRateLimiter("777", LedgerHook()._connect, TEST_BUDGETS)
+    assert other.acquire("/crm/v3/objects/products") >= 0.9
+    limiter.close()
+    other.close()
+    row: Any = ledger.execute("SELECT count(*) FROM ledger.hubspot_rate_buckets "
+                              "WHERE portal_id = '777'").fetchone()
+    assert row[0] == 1
