@@ -462,6 +462,16 @@ class LedgerHook(PostgresHook):
                 [integration_id, limit]).fetchall()
         return [(str(a), str(b), c, str(d), int(e)) for a, b, c, d, e in rows]
 
+    def incremental_since(self, integration_id: int, run_id: int, overlap: dt.timedelta
+                          ) -> dt.datetime | None:
+        """Where an incremental run starts reading: the start of the last successful run
+        (other than `run_id`) less `overlap`; None when there is none (read everything)."""
+        with self._session() as conn:
+            started = _scalar(conn.execute(
+                "SELECT max(started_at) FROM ledger.sync_runs WHERE integration_id = %s "
+                "AND status = 'success' AND id <> %s", [integration_id, run_id]))
+        return None if started is None else started - overlap
+
     def note_run_failure(self, run_id: int, message: str) -> None:
         """Keep why a step of the run failed, for the report (several steps may add theirs)."""
         with self._session() as conn, conn.transaction():

@@ -16,7 +16,7 @@ from hubspot_ledger.hooks.hubspot import Association, HubSpotHook
 from hubspot_ledger.ledger.records import RemoteType
 from hubspot_ledger.sync.mapping import hubspot_properties
 from hubspot_ledger.sync.mapping.deals import CLOSED_WON
-from hubspot_ledger.sync.models import HubSpotRecord, MappingError
+from hubspot_ledger.sync.models import HubSpotRecord, MappingError, parse_utc_date
 
 R = TypeVar("R", bound=HubSpotRecord)
 Raw = dict[str, Any]
@@ -49,22 +49,83 @@ def _on_or_after(prop: str, day: dt.date) -> list[list[dict[str, Any]]]:
             [{"propertyName": prop, "operator": "NOT_HAS_PROPERTY"}]]
 
 
-def products(hook: HubSpotHook) -> Iterator[list[Raw]]:
-    """Every product (R-SYNC-4: the cutoff does not filter products)."""
-    yield from hook.list_pages("products", hubspot_properties(RemoteType.PRODUCT))
+def modified_since(since: dt.datetime | None) -> list[dict[str, Any]]:
+    """The incremental filter: records HubSpot changed at or after `since` (none: all)."""
+    if since is None:
+        return []
+    return [{"propertyName": "hs_lastmodifieddate", "operator": "GTE",
+             "value": str(int(since.timestamp() * 1000))}]
 
 
-def closed_won_deals(hook: HubSpotHook, cutoff: dt.date) -> Iterator[list[Raw]]:
+def products(hook: HubSpotHook, since: dt.datetime | None = None) -> Iterator[list[Raw]]:
+    """Every product (R-SYNC-4: the cutoff does not filter products), or those changed since."""
+    properties = hubspot_properties(RemoteType.PRODUCT)
+    if since is None:
+        yield from hook.list_pages("products", properties)
+    else:
+        yield from hook.search_pages("products", modified_since(since), properties)
+
+
+def closed_won_deals(hook: HubSpotHook, cutoff: dt.date, since: dt.datetime | None = None
+                     ) -> Iterator[list[Raw]]:
     """Deals in the internal stage `closedwon`, closed on or after the cutoff (R-DEAL-1)."""
     yield from hook.search_pages(
-        "deals", [{"propertyName": "dealstage", "operator": "EQ", "value": CLOSED_WON}],
+        "deals", [{"propertyName": "dealstage", "operator": "EQ", "value": CLOSED_WON},
+                  *modified_since(since)],
         hubspot_properties(RemoteType.DEAL), any_of=_on_or_after("closedate", cutoff))
 
 
-def invoices(hook: HubSpotHook, cutoff: dt.date) -> Iterator[list[Raw]]:
+def invoices(hook: HubSpotHook, cutoff: dt.date, since: dt.datetime | None = None
+             ) -> Iterator[list[Raw]]:
     """Invoices dated on or after the cutoff, and those without a date (R-SYNC-4, R-INV-5)."""
-    yield from hook.search_pages("invoices", [], hubspot_properties(RemoteType.INVOICE),
+    yield from hook.search_pages("invoices", modified_since(since),
+                                 hubspot_properties(RemoteType.INVOICE),
                                  any_of=_on_or_after("hs_invoice_date", cutoff))
+
+
+def changed_companies(hook: HubSpotHook, since: dt.datetime) -> Iterator[list[Raw]]:
+    yield from hook.search_pages("companies", modified_since(since),
+                                 hubspot_properties(RemoteType.COMPANY))
+
+
+def owners_of_changed_lines(hook: HubSpotHook, owner_type: RemoteType, since: dt.datetime
+                            ) -> set[str]:
+    """Deals or invoices whose line items changed since `since`: editing a line does not
+    always touch its deal's modified date, and an incremental run must not miss it."""
+    line_ids = [str(raw["id"]) for page in hook.search_pages(
+        "line_items", modified_since(since), ["hs_object_id"]) for raw in page]
+    if not line_ids:
+        return set()
+    links = hook.batch_associations("line_items", _object_path(owner_type), line_ids)
+    return {a.to_id for found in links.values() for a in found}
+
+
+def _on_or_after_cutoff(raw: Raw, prop: str, cutoff: dt.date) -> bool:
+    """The search's date filter, applied to a record read by id (a missing or unreadable date
+    qualifies: the map layer reports it by name)."""
+    value = ((raw.get("properties") or {}).get(prop) or "").strip()
+    if not value:
+        return True
+    day = parse_utc_date(value)
+    return day is None or day >= cutoff
+
+
+def qualifying_deals(raws: Iterable[Raw], cutoff: dt.date) -> list[Raw]:
+    return [r for r in raws if (r.get("properties") or {}).get("dealstage") == CLOSED_WON
+            and _on_or_after_cutoff(r, "closedate", cutoff)]
+
+
+def qualifying_invoices(raws: Iterable[Raw], cutoff: dt.date) -> list[Raw]:
+    return [r for r in raws if _on_or_after_cutoff(r, "hs_invoice_date", cutoff)]
+
+
+def raw_by_id(hook: HubSpotHook, remote_type: RemoteType, ids: Iterable[str]
+              ) -> Iterator[list[Raw]]:
+    """Raw records by id, pages of 100."""
+    wanted = sorted(set(ids), key=lambda i: (len(i), i))
+    if wanted:
+        yield from hook.batch_read(_object_path(remote_type), wanted,
+                                   hubspot_properties(remote_type))
 
 
 def primary_company(associations: Sequence[Association]) -> str | None:

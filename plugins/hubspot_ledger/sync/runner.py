@@ -6,7 +6,9 @@ directly too.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import os
 from collections.abc import Callable
 
 from hubspot_ledger.hooks.hubspot import HubSpotHook
@@ -17,6 +19,12 @@ from hubspot_ledger.sync.mapping import MappingContext
 from hubspot_ledger.tokens import IntegrationTokens
 
 log = logging.getLogger(__name__)
+
+# How far back before the last successful run an incremental run starts reading: HubSpot's
+# search index lags behind writes, and a record changed during the last run must not be missed.
+def incremental_overlap() -> dt.timedelta:
+    return dt.timedelta(
+        seconds=float(os.environ.get("HUBSPOT_LEDGER_INCREMENTAL_OVERLAP_SECONDS", "900")))
 
 STEPS: dict[str, Callable[[steps.StepContext], dict[str, int]]] = {
     "invoices": steps.sync_invoices,
@@ -43,7 +51,9 @@ def run_step(step: str, integration_id: int, dag_run_id: str, *, full_refresh: b
             with ledger.writer(integration_id) as writer:
                 counts = STEPS[step](steps.StepContext(
                     integration=integration, settings=settings, mapping=mapping, hook=hook,
-                    writer=writer, run_id=run_id, full_refresh=full_refresh))
+                    writer=writer, run_id=run_id,
+                    since=None if full_refresh else ledger.incremental_since(
+                        integration_id, run_id, incremental_overlap())))
         finally:
             limiter.close()
         log.info("%s: %s HubSpot requests, %.1fs waited for the portal's rate budget", step,

@@ -8,9 +8,10 @@ killed task loses at most the batch in flight (the re-run redoes it, idempotentl
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -22,7 +23,6 @@ from hubspot_ledger.sync.mapping import (
     ContractDraft,
     InvoiceDraft,
     MappingContext,
-    hubspot_properties,
     map_company_to_customer,
     map_deal_to_contract,
     map_invoice_to_sales_invoice,
@@ -54,7 +54,8 @@ class StepContext:
     hook: HubSpotHook
     writer: LedgerWriter
     run_id: int
-    full_refresh: bool = False
+    # Incremental runs read what HubSpot changed since then; None reads everything.
+    since: dt.datetime | None = None
 
 
 @dataclass
@@ -112,7 +113,7 @@ def _draft(tally: Tally, build: Callable[..., D], *args: Any, **kwargs: Any) -> 
 
 def sync_products(ctx: StepContext) -> dict[str, int]:
     tally = Tally("products")
-    for page in extract.products(ctx.hook):
+    for page in extract.products(ctx.hook, ctx.since):
         with ctx.writer.batch():
             for product in extract.parse(Product, page):
                 draft = _draft(tally, map_product_to_item, product, ctx.mapping)
@@ -132,34 +133,64 @@ def sync_companies(ctx: StepContext) -> dict[str, int]:
     with writer.batch():
         writer.clear_stage(run_id)
     company_ids: set[str] = set()
-    deals = 0
-    for page in extract.closed_won_deals(ctx.hook, ctx.integration.cutoff_date):
-        ids = [str(raw.get("id", "")) for raw in page]
-        links = ctx.hook.batch_associations("deals", "companies", ids)
-        staged = []
-        for deal_id, raw in zip(ids, page, strict=True):
-            primary = extract.primary_company(links.get(deal_id, []))
-            if primary:
-                company_ids.add(primary)
-            staged.append((deal_id, json.dumps({"deal": raw, "company_id": primary})))
-        writer.stage(run_id, RemoteType.DEAL, staged)
-        deals += len(page)
-        log.info("companies: %s closed-won deals found so far, %s companies", f"{deals:,}",
-                 f"{len(company_ids):,}")
+    seen: set[str] = set()
+    for page in _deals_to_sync(ctx, seen):
+        _stage_deals(ctx, page, company_ids)
+        log.info("companies: %s closed-won deals to sync so far, %s companies",
+                 f"{len(seen):,}", f"{len(company_ids):,}")
     tally = Tally("companies", total=len(company_ids))
-    wanted = sorted(company_ids, key=lambda i: (len(i), i))
-    for page in ctx.hook.batch_read("companies", wanted, hubspot_properties(
-            RemoteType.COMPANY)):
+    for page in extract.raw_by_id(ctx.hook, RemoteType.COMPANY, company_ids):
         writer.stage(run_id, RemoteType.COMPANY,
                      [(str(raw.get("id", "")), json.dumps(raw)) for raw in page])
-        with writer.batch():
-            for company in extract.parse(Company, page):
-                draft = _draft(tally, map_company_to_customer, company)
-                if draft is not None:
-                    tally.add(writer.upsert_customer(draft), RemoteType.COMPANY,
-                              str(draft.remote_id))
-            tally.flush(ctx)
+        _load_companies(ctx, tally, page)
+    if ctx.since is not None:
+        # Customers whose company changed in HubSpot while none of its deals did.
+        for page in extract.changed_companies(ctx.hook, ctx.since):
+            mapped = writer.mapped(RemoteType.COMPANY, [str(r["id"]) for r in page])
+            _load_companies(ctx, tally, [r for r in page if str(r["id"]) in mapped
+                                         and str(r["id"]) not in company_ids])
     return tally.counts
+
+
+def _deals_to_sync(ctx: StepContext, seen: set[str]) -> Iterator[list[dict[str, Any]]]:
+    """Pages of qualifying deals: all of them, or (incremental) those changed since the last
+    run and those whose line items changed. `seen` collects their ids."""
+    cutoff = ctx.integration.cutoff_date
+    for page in extract.closed_won_deals(ctx.hook, cutoff, ctx.since):
+        seen.update(str(r.get("id", "")) for r in page)
+        yield page
+    if ctx.since is None:
+        return
+    owners = extract.owners_of_changed_lines(ctx.hook, RemoteType.DEAL, ctx.since) - seen
+    for page in extract.raw_by_id(ctx.hook, RemoteType.DEAL, owners):
+        page = extract.qualifying_deals(page, cutoff)
+        seen.update(str(r.get("id", "")) for r in page)
+        if page:
+            yield page
+
+
+def _stage_deals(ctx: StepContext, page: list[dict[str, Any]], company_ids: set[str]) -> None:
+    ids = [str(raw.get("id", "")) for raw in page]
+    links = ctx.hook.batch_associations("deals", "companies", ids)
+    staged = []
+    for deal_id, raw in zip(ids, page, strict=True):
+        primary = extract.primary_company(links.get(deal_id, []))
+        if primary:
+            company_ids.add(primary)
+        staged.append((deal_id, json.dumps({"deal": raw, "company_id": primary})))
+    ctx.writer.stage(ctx.run_id, RemoteType.DEAL, staged)
+
+
+def _load_companies(ctx: StepContext, tally: Tally, page: list[dict[str, Any]]) -> None:
+    if not page:
+        return
+    with ctx.writer.batch():
+        for company in extract.parse(Company, page):
+            draft = _draft(tally, map_company_to_customer, company)
+            if draft is not None:
+                tally.add(ctx.writer.upsert_customer(draft), RemoteType.COMPANY,
+                          str(draft.remote_id))
+        tally.flush(ctx)
 
 
 # -- closed-won deals → draft contracts (R-DEAL-1…8) -----------------------------------------
@@ -209,21 +240,34 @@ def _staged_companies(ctx: StepContext, ids: Iterable[str]) -> dict[str, Company
 
 def sync_invoices(ctx: StepContext) -> dict[str, int]:
     tally = Tally("invoices")
-    for page in extract.invoices(ctx.hook, ctx.integration.cutoff_date):
-        invoices = extract.parse(Invoice, page)
-        readable = [i.id for i in invoices if isinstance(i, Invoice)]
-        lines = _lines_by_owner(ctx, RemoteType.INVOICE, readable)
-        products = _unmapped_products(ctx, lines.values())
-        with ctx.writer.batch():
-            for invoice in invoices:
-                draft = _draft(tally, _invoice_draft, invoice,
-                               lines.get(getattr(invoice, "id", ""), []), ctx.mapping,
-                               products=products)
-                if draft is not None:
-                    tally.add(ctx.writer.upsert_invoice(draft), RemoteType.INVOICE,
-                              draft.remote_id)
-            tally.flush(ctx)
+    cutoff = ctx.integration.cutoff_date
+    seen: set[str] = set()
+    for page in extract.invoices(ctx.hook, cutoff, ctx.since):
+        seen.update(str(r.get("id", "")) for r in page)
+        _load_invoices(ctx, tally, page)
+    if ctx.since is not None:
+        owners = extract.owners_of_changed_lines(ctx.hook, RemoteType.INVOICE, ctx.since)
+        for page in extract.raw_by_id(ctx.hook, RemoteType.INVOICE, owners - seen):
+            _load_invoices(ctx, tally, extract.qualifying_invoices(page, cutoff))
     return tally.counts
+
+
+def _load_invoices(ctx: StepContext, tally: Tally, page: list[dict[str, Any]]) -> None:
+    if not page:
+        return
+    invoices = extract.parse(Invoice, page)
+    readable = [i.id for i in invoices if isinstance(i, Invoice)]
+    lines = _lines_by_owner(ctx, RemoteType.INVOICE, readable)
+    products = _unmapped_products(ctx, lines.values())
+    with ctx.writer.batch():
+        for invoice in invoices:
+            draft = _draft(tally, _invoice_draft, invoice,
+                           lines.get(getattr(invoice, "id", ""), []), ctx.mapping,
+                           products=products)
+            if draft is not None:
+                tally.add(ctx.writer.upsert_invoice(draft), RemoteType.INVOICE,
+                          draft.remote_id)
+        tally.flush(ctx)
 
 
 def _invoice_draft(invoice: Invoice, lines: Sequence[LineItem | MappingError],
