@@ -211,6 +211,11 @@ class Portal:
         counts: dict[str, dict[str, int]] = rows[run][0]
         return counts
 
+    def counts_all(self) -> list[dict[str, dict[str, int]]]:
+        return [r[0] for r in self.ledger.execute(
+            "SELECT counts FROM ledger.sync_runs WHERE integration_id = %s ORDER BY id",
+            [self.integration_id]).fetchall()]
+
     def dump(self) -> dict[str, list[tuple[Any, ...]]]:
         """Every row the sync writes, ids and updated_at included: a re-run that changes
         nothing leaves all of it equal."""

@@ -290,3 +290,25 @@ def test_non_draft_contract_is_never_overwritten(run3: Portal) -> None:
     assert (contract["status"], contract["name"]) == ("active", "Activated by accounting")
     [message] = run3.errors(D_ACTIVE)
     assert "is active, so the change was not applied" in message
+
+
+# -- the operator's verb -------------------------------------------------------------------
+
+
+def test_cli_sync_runs_the_dag_to_completion_and_fails_loudly(
+        run3: Portal, capsys: pytest.CaptureFixture[str]) -> None:
+    from hubspot_ledger.cli import main
+
+    runs_before = len(run3.counts_all())
+    assert main(["sync", "--integration", str(run3.integration_id)]) == 0
+    assert len(run3.counts_all()) == runs_before + 1
+    status = run3.ledger.execute(
+        "SELECT status FROM ledger.sync_runs ORDER BY id DESC LIMIT 1").fetchone()
+    assert status is not None and status[0] == "success"
+    # A revoked integration: the verb exits non-zero with a one-line reason.
+    run3.ledger.execute("UPDATE ledger.integrations SET status = 'error', "
+                        "status_message = 'access revoked' WHERE id = %s",
+                        [run3.integration_id])
+    capsys.readouterr()
+    assert main(["sync", "--integration", str(run3.integration_id)]) == 1
+    assert "failed" in capsys.readouterr().err.lower()
