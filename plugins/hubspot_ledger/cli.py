@@ -134,6 +134,15 @@ def cmd_sync(args: argparse.Namespace) -> None:
                        "and the task log above")
 
 
+def cmd_rotate_key(args: argparse.Namespace) -> None:
+    """Re-encrypt every stored token under the first key of HUBSPOT_LEDGER_FERNET_KEYS."""
+    from hubspot_ledger.crypto import get_cipher
+    from hubspot_ledger.hooks.ledger import LedgerHook
+
+    count = LedgerHook().rewrap_tokens(get_cipher().rotate)
+    print(f"re-encrypted the tokens of {count} integration(s) under the newest key")
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors are one line too (argparse prints the whole usage by default)."""
 
@@ -198,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--full-refresh", action="store_true",
                       help="re-read everything since the cutoff date")
     sync.set_defaults(func=cmd_sync)
+
+    verbs.add_parser("rotate-key", help="re-encrypt every stored token under the newest key "
+                     "(the first of HUBSPOT_LEDGER_FERNET_KEYS)").set_defaults(func=cmd_rotate_key)
     return parser
 
 

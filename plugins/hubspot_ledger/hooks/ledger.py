@@ -307,6 +307,29 @@ class LedgerHook(PostgresHook):
 
     # --- settings (R-SET-1..3) --------------------------------------------------------------------
 
+    def rewrap_tokens(self, rewrap: Callable[[str], str]) -> int:
+        """Apply `rewrap` (re-encryption under the newest key) to every stored token, one
+        integration per transaction under its row lock; returns how many were re-encrypted."""
+        done = 0
+        with self._session() as conn:
+            conn.autocommit = True  # each integration's transaction commits on its own
+            ids = [r[0] for r in conn.execute(
+                "SELECT id FROM ledger.integrations WHERE access_token IS NOT NULL "
+                "OR refresh_token IS NOT NULL ORDER BY id").fetchall()]
+            for integration_id in ids:
+                with conn.transaction():
+                    row = conn.execute(
+                        "SELECT access_token, refresh_token FROM ledger.integrations "
+                        "WHERE id = %s FOR UPDATE", [integration_id]).fetchone()
+                    if row is None:
+                        continue
+                    access, refresh = (rewrap(v) if v else v for v in row)
+                    conn.execute("UPDATE ledger.integrations SET access_token = %s, "
+                                 "refresh_token = %s WHERE id = %s",
+                                 [access, refresh, integration_id])
+                    done += 1
+        return done
+
     def get_settings(self, integration_id: int) -> IntegrationSettings:
         """Settings with accounts by code and the company by name (None: unset or deleted)."""
         joins = " ".join(
