@@ -24,6 +24,7 @@ from typing import Any
 
 import psycopg
 
+from hubspot_ledger.ledger import bulk
 from hubspot_ledger.ledger.records import ContractStatus, RemoteType
 from hubspot_ledger.sync.mapping.drafts import (
     PLACEHOLDER_NAME,
@@ -301,9 +302,7 @@ class LedgerWriter:
             return Outcome(Change.UNCHANGED, found.local_id)
         if found is not None and status != ContractStatus.DRAFT:
             # Accountants own a contract once it leaves draft: report, never overwrite.
-            raise Rejected(f"Deal {draft.remote_id} changed in HubSpot, but its contract "
-                           f"{found.local_id} is {status}, so the change was not applied; "
-                           "update the contract by hand if it should follow", Change.SKIPPED)
+            raise Rejected(_not_draft(draft.remote_id, found.local_id, status), Change.SKIPPED)
         self._check_period(draft)
         customer_id = self.customer_id(draft.customer)
         values = [draft.company_id, customer_id, draft.status.value, draft.name, draft.memo,
@@ -444,6 +443,182 @@ class LedgerWriter:
                     [*values, local_id])
             self._link(RemoteType.LINE_ITEM, line.remote_key, "invoice_lines", local_id, None)
 
+    # -- pages of documents at once (ledger/bulk.py) ---------------------------------------
+
+    def upsert_contracts(self, drafts: Sequence[ContractDraft]) -> list[Outcome]:
+        """A page of deals in a few statements; record by record if any statement fails."""
+        return self._page(drafts, self._contracts_page, self.upsert_contract)
+
+    def upsert_invoices(self, drafts: Sequence[InvoiceDraft]) -> list[Outcome]:
+        return self._page(drafts, self._invoices_page, self.upsert_invoice)
+
+    def _page(self, drafts: Sequence[Any], page: Any, one: Any) -> list[Outcome]:
+        if not drafts:
+            return []
+        try:
+            with self.conn.transaction():
+                outcomes: list[Outcome] = page(drafts)
+                return outcomes
+        except (psycopg.Error, Rejected) as exc:
+            # One bad record must cost only itself: redo the page record by record.
+            log.info("A page of %d records could not be written at once (%s); writing them "
+                     "one by one", len(drafts), _first_line(exc))
+            return [one(d) for d in drafts]
+
+    def _documents(self, remote_type: RemoteType, table: str, ids: Sequence[str]
+                   ) -> dict[str, tuple[int, str | None, str | None]]:
+        """remote id → (local id, fingerprint, status) of documents that still exist."""
+        status = "t.status" if table == "contracts" else "NULL"
+        rows = self.conn.execute(
+            f"SELECT r.remote_id, r.local_id, r.fingerprint, {status} "  # noqa: S608
+            f"FROM ledger.integration_records r JOIN ledger.{table} t ON t.id = r.local_id "
+            "AND t.organization_id = %s WHERE r.integration_id = %s AND r.remote_type = %s "
+            "AND r.remote_id = ANY(%s)",
+            [self.organization_id, self.integration_id, remote_type.value, list(ids)]
+        ).fetchall()
+        return {str(r[0]): (int(r[1]), r[2], r[3]) for r in rows}
+
+    def _alive(self, remote_type: RemoteType, table: str, ids: Sequence[str]) -> dict[str, int]:
+        return {k: v[0] for k, v in self._documents(remote_type, table, ids).items()}
+
+    def _customer_ids(self, drafts: Sequence[CustomerDraft]) -> dict[str | None, int]:
+        """Customer id per draft key (remote id; None for the placeholder), creating what is
+        missing (R-DEAL-4)."""
+        found: dict[str | None, int] = {}
+        if any(d.is_placeholder or d.remote_id is None for d in drafts):
+            found[None] = self.placeholder_customer_id()
+        wanted = {d.remote_id: d for d in drafts if d.remote_id and not d.is_placeholder}
+        found.update(self._alive(RemoteType.COMPANY, "customers", list(wanted)))
+        for remote_id, draft in wanted.items():
+            if remote_id not in found:
+                found[remote_id] = self.customer_id(draft)
+        return found
+
+    def _item_ids(self, drafts: Sequence[ItemDraft]) -> dict[str, int]:
+        """Item id per product id, creating the missing ones on the spot (R-DEAL-2)."""
+        wanted = {d.remote_id: d for d in drafts}
+        found = self._alive(RemoteType.PRODUCT, "items", list(wanted))
+        for remote_id, draft in wanted.items():
+            if remote_id not in found:
+                found[remote_id] = self.item_id(draft)
+        return found
+
+    def _contracts_page(self, drafts: Sequence[ContractDraft]) -> list[Outcome]:
+        prints = {d.remote_id: fingerprint(d) for d in drafts}
+        state = self._documents(RemoteType.DEAL, "contracts", list(prints))
+        outcomes: dict[str, Outcome] = {}
+        new: list[ContractDraft] = []
+        changed: list[ContractDraft] = []
+        for draft in drafts:
+            found = state.get(draft.remote_id)
+            if found is not None and found[1] == prints[draft.remote_id]:
+                outcomes[draft.remote_id] = Outcome(Change.UNCHANGED, found[0])
+                continue
+            try:
+                if found is not None and found[2] != ContractStatus.DRAFT:
+                    raise Rejected(_not_draft(draft.remote_id, found[0], found[2]),
+                                   Change.SKIPPED)
+                self._check_period(draft)
+            except Rejected as exc:
+                outcomes[draft.remote_id] = Outcome(exc.change, message=exc.message)
+                continue
+            (changed if found is not None else new).append(draft)
+        todo = new + changed
+        customers = self._customer_ids([d.customer for d in todo])
+        items = self._item_ids([o.item for d in todo for o in d.obligations])
+        rows = [(d.company_id, customers[None if d.customer.is_placeholder
+                                         else d.customer.remote_id],
+                 d.status.value, d.name, d.memo, d.currency, d.contract_date, d.total_amount)
+                for d in todo]
+        ids = bulk.insert_rows(self.conn, bulk.CONTRACTS, self.organization_id, rows[:len(new)])
+        old_ids = [state[d.remote_id][0] for d in changed]
+        bulk.update_rows(self.conn, bulk.CONTRACTS, self.organization_id, old_ids,
+                         rows[len(new):])
+        self._lines_page(bulk.OBLIGATIONS, "contract_id", [
+            (local_id, local_id in old_ids,
+             [(o.remote_id, (items[o.item.remote_id], o.description, o.quantity, o.unit_price,
+                             o.discount_percent, o.discount_amount, o.amount,
+                             o.recognition_strategy.value)) for o in d.obligations])
+            for d, local_id in zip(todo, ids + old_ids, strict=True)])
+        bulk.upsert_links(self.conn, self.integration_id, [
+            bulk.Link(RemoteType.DEAL.value, d.remote_id, "contracts", local_id,
+                      prints[d.remote_id]) for d, local_id in zip(todo, ids + old_ids,
+                                                                  strict=True)])
+        for d, local_id in zip(todo, ids + old_ids, strict=True):
+            outcomes[d.remote_id] = Outcome(
+                Change.CREATED if local_id in ids else Change.UPDATED, local_id)
+        return [outcomes[d.remote_id] for d in drafts]
+
+    def _invoices_page(self, drafts: Sequence[InvoiceDraft]) -> list[Outcome]:
+        prints = {d.remote_id: fingerprint(d) for d in drafts}
+        state = self._documents(RemoteType.INVOICE, "invoices", list(prints))
+        outcomes: dict[str, Outcome] = {}
+        new = [d for d in drafts if d.remote_id not in state]
+        changed = [d for d in drafts if d.remote_id in state
+                   and state[d.remote_id][1] != prints[d.remote_id]]
+        for d in drafts:
+            if d.remote_id in state and state[d.remote_id][1] == prints[d.remote_id]:
+                outcomes[d.remote_id] = Outcome(Change.UNCHANGED, state[d.remote_id][0])
+        todo = new + changed
+        company_id = customer_id = 0
+        if todo:  # R-INV-6: the organization's "Unknown" company and customer
+            company_id, customer_id = self.placeholder_company_id(), self.placeholder_customer_id()
+        items = self._item_ids([line.item for d in todo for line in d.lines])
+        rows = [(company_id, customer_id, d.number, d.invoice_date, d.due_date, d.currency,
+                 d.total_amount) for d in todo]
+        ids = bulk.insert_rows(self.conn, bulk.INVOICES, self.organization_id, rows[:len(new)])
+        old_ids = [state[d.remote_id][0] for d in changed]
+        bulk.update_rows(self.conn, bulk.INVOICES, self.organization_id, old_ids,
+                         rows[len(new):])
+        self._lines_page(bulk.INVOICE_LINES, "invoice_id", [
+            (local_id, local_id in old_ids,
+             [(line.remote_key, (items[line.item.remote_id], line.description, line.quantity,
+                                 line.unit_price, line.amount)) for line in d.lines])
+            for d, local_id in zip(todo, ids + old_ids, strict=True)])
+        bulk.upsert_links(self.conn, self.integration_id, [
+            bulk.Link(RemoteType.INVOICE.value, d.remote_id, "invoices", local_id,
+                      prints[d.remote_id]) for d, local_id in zip(todo, ids + old_ids,
+                                                                  strict=True)])
+        for d, local_id in zip(todo, ids + old_ids, strict=True):
+            outcomes[d.remote_id] = Outcome(
+                Change.CREATED if local_id in ids else Change.UPDATED, local_id)
+        return [outcomes[d.remote_id] for d in drafts]
+
+    def _lines_page(self, table: bulk.Table, parent_column: str,
+                    parents: Sequence[tuple[int, bool, Sequence[tuple[str, tuple[Any, ...]]]]]
+                    ) -> None:
+        """Make each parent's lines exactly `lines` (remote key, values after the parent id):
+        removed lines deleted, kept ones updated, new ones inserted, records linked."""
+        existing = bulk.children_of(self.conn, self.integration_id, table, parent_column,
+                                    [p for p, had_lines, _ in parents if had_lines])
+        gone_ids: list[int] = []
+        gone_keys: list[str] = []
+        kept: list[tuple[str, int, tuple[Any, ...]]] = []
+        added: list[tuple[str, tuple[Any, ...]]] = []
+        for parent_id, _, lines in parents:
+            have = existing.get(parent_id, {})
+            wanted = {key for key, _ in lines}
+            for key, child_id in have.items():
+                if key not in wanted:
+                    gone_ids.append(child_id)
+                    gone_keys.append(key)
+            for key, values in lines:
+                row = (parent_id, *values)
+                if key in have:
+                    kept.append((key, have[key], row))
+                else:
+                    added.append((key, row))
+        bulk.delete_rows(self.conn, table, self.organization_id, gone_ids)
+        bulk.delete_links(self.conn, self.integration_id, RemoteType.LINE_ITEM.value, gone_keys)
+        bulk.update_rows(self.conn, table, self.organization_id, [c for _, c, _ in kept],
+                         [r for _, _, r in kept])
+        new_ids = bulk.insert_rows(self.conn, table, self.organization_id,
+                                   [r for _, r in added])
+        bulk.upsert_links(self.conn, self.integration_id, [
+            bulk.Link(RemoteType.LINE_ITEM.value, key, table.name, child_id, None)
+            for key, child_id in [*((k, c) for k, c, _ in kept),
+                                  *zip((k for k, _ in added), new_ids, strict=True)]])
+
     # -- staging: what one step of a run hands to the next --------------------------------
 
     def stage(self, run_id: int, remote_type: RemoteType,
@@ -501,6 +676,11 @@ def insert_errors(conn: psycopg.Connection[Any], integration_id: int, run_id: in
             "(integration_id, sync_run_id, step, remote_type, remote_id, message) "
             "VALUES (%s, %s, %s, %s, %s, %s)",
             [(integration_id, run_id, step, t, i, m) for t, i, m in errors])
+
+
+def _not_draft(deal_id: str, contract_id: int, status: str | None) -> str:
+    return (f"Deal {deal_id} changed in HubSpot, but its contract {contract_id} is {status}, so "
+            "the change was not applied; update the contract by hand if it should follow")
 
 
 def _label(remote_type: RemoteType, remote_id: str) -> str:

@@ -206,13 +206,14 @@ def sync_deals(ctx: StepContext) -> dict[str, int]:
         lines = _lines_by_owner(ctx, RemoteType.DEAL, readable)
         products = _unmapped_products(ctx, lines.values())
         companies = _staged_companies(ctx, [c for _, c in deals.values() if c])
+        drafts = [draft for deal_id, (deal, company_id) in deals.items()
+                  if (draft := _draft(tally, _deal_draft, deal, lines.get(deal_id, []),
+                                      ctx.mapping, products=products,
+                                      company=companies.get(company_id) if company_id
+                                      else None)) is not None]
         with writer.batch():
-            for deal_id, (deal, company_id) in deals.items():
-                draft = _draft(tally, _deal_draft, deal, lines.get(deal_id, []), ctx.mapping,
-                               company=companies.get(company_id) if company_id else None,
-                               products=products)
-                if draft is not None:
-                    tally.add(writer.upsert_contract(draft), RemoteType.DEAL, deal_id)
+            for draft, outcome in zip(drafts, writer.upsert_contracts(drafts), strict=True):
+                tally.add(outcome, RemoteType.DEAL, draft.remote_id)
             tally.flush(ctx)
     return tally.counts
 
@@ -259,14 +260,13 @@ def _load_invoices(ctx: StepContext, tally: Tally, page: list[dict[str, Any]]) -
     readable = [i.id for i in invoices if isinstance(i, Invoice)]
     lines = _lines_by_owner(ctx, RemoteType.INVOICE, readable)
     products = _unmapped_products(ctx, lines.values())
+    drafts = [draft for invoice in invoices
+              if (draft := _draft(tally, _invoice_draft, invoice,
+                                  lines.get(getattr(invoice, "id", ""), []), ctx.mapping,
+                                  products=products)) is not None]
     with ctx.writer.batch():
-        for invoice in invoices:
-            draft = _draft(tally, _invoice_draft, invoice,
-                           lines.get(getattr(invoice, "id", ""), []), ctx.mapping,
-                           products=products)
-            if draft is not None:
-                tally.add(ctx.writer.upsert_invoice(draft), RemoteType.INVOICE,
-                          draft.remote_id)
+        for draft, outcome in zip(drafts, ctx.writer.upsert_invoices(drafts), strict=True):
+            tally.add(outcome, RemoteType.INVOICE, draft.remote_id)
         tally.flush(ctx)
 
 

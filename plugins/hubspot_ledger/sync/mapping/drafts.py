@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from decimal import Decimal
 from enum import Enum
 from typing import Any, ClassVar
@@ -169,9 +169,18 @@ Draft = ItemDraft | CustomerDraft | ContractDraft | InvoiceDraft
 def fingerprint(draft: Draft) -> str:
     """A stable hash of everything a draft would write, for `integration_records.fingerprint`:
     equal drafts hash equal, so the loader can tell an unchanged record without rewriting it."""
-    payload = json.dumps(asdict(draft), default=_json_value, sort_keys=True,
+    payload = json.dumps(_plain(draft), default=_json_value, sort_keys=True,
                          separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    """`dataclasses.asdict` without its deep copies (fingerprints are on the load's hot path)."""
+    if is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _json_value(value: Any) -> str:
