@@ -5,9 +5,10 @@
 -- go negative: that is the queue of reservations already handed out, so callers wait their turn
 -- in order instead of polling. Time is the database's clock, the one clock every worker shares.
 CREATE TABLE ledger.hubspot_rate_buckets (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     portal_id   text NOT NULL,
     bucket      text NOT NULL CHECK (bucket IN ('general', 'search')),
-    tokens      double precision NOT NULL,
+    tokens      numeric NOT NULL,
     updated_at  timestamptz NOT NULL,
-    PRIMARY KEY (portal_id, bucket)
+    CONSTRAINT hubspot_rate_buckets_key UNIQUE (portal_id, bucket)
 );

@@ -120,7 +120,8 @@ def test_every_contract_table_and_column_exists(columns: dict[tuple[str, str], s
     assert missing == []
 
 
-NOT_LEDGER_IDS = {"remote_id", "dag_run_id"}  # HubSpot's and Airflow's ids are text
+# HubSpot's and Airflow's ids are text
+NOT_LEDGER_IDS = {"remote_id", "dag_run_id", "portal_id"}
 
 
 def test_ids_and_references_are_bigint(columns: dict[tuple[str, str], str]) -> None:
