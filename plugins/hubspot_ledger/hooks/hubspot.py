@@ -170,6 +170,7 @@ class HubSpotHook(BaseHook):
         self.token_source = token_source
         self.limiter = limiter
         self.requests_sent = 0
+        self.search_cap = SEARCH_CAP  # HubSpot's; a test sandbox may use a smaller one
 
     @cached_property
     def app(self) -> OAuthApp:
@@ -380,7 +381,7 @@ class HubSpotHook(BaseHook):
                 if not next_after:
                     break
                 after = int(next_after)
-                if after + SEARCH_PAGE > SEARCH_CAP:
+                if after + SEARCH_PAGE > self.search_cap:
                     restart = True
                     break
             if not restart:
