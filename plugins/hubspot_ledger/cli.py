@@ -213,6 +213,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Stderr:
+    """Whatever `sys.stderr` is when a line is written (it may be swapped after set-up, e.g.
+    by a test harness capturing output)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def _log_to_stderr(verbose: bool) -> None:
     """Progress goes to stderr so that stdout carries only the verb's result (e.g. an id).
 
@@ -221,8 +232,8 @@ def _log_to_stderr(verbose: bool) -> None:
     import airflow.configuration  # noqa: F401 - installs Airflow's logging; replaced below
     import structlog
 
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
-    handler = logging.StreamHandler(sys.stderr)
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(_Stderr()))  # type: ignore[arg-type]
+    handler = logging.StreamHandler(_Stderr())
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]

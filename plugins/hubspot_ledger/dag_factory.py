@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
-from airflow.sdk import DAG, Param, chain, get_parsing_context
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param, chain, get_parsing_context
 
 from hubspot_ledger.config import state_dir
 from hubspot_ledger.ledger.records import IntegrationSummary
@@ -114,6 +114,16 @@ def load_integrations(fetch: Fetch = _fetch_from_ledger, cache: Path | None = No
     return integrations
 
 
+def _timetable(schedule: str) -> Any:
+    """A cron schedule with real data intervals, so that `airflow backfill create` hands each
+    run a window [start, end) to read (see sync.tasks.backfill_window). Anything that is not a
+    cron expression or preset is given to Airflow as it is."""
+    try:
+        return CronDataIntervalTimetable(schedule, timezone="UTC")
+    except Exception:  # noqa: BLE001 - Airflow reports a bad schedule better than we can
+        return schedule
+
+
 def build_dag(integration: IntegrationSummary) -> DAG:
     """DESIGN.md's fixed order: validate → token → (invoices) → products → companies → deals."""
     kwargs = {"integration_id": integration.id}
@@ -123,7 +133,7 @@ def build_dag(integration: IntegrationSummary) -> DAG:
         description=f"HubSpot → ledger for {integration.organization_name}",
         # Only connected integrations run on a schedule; others can still be triggered and
         # will fail validate_setup with a message saying what is missing.
-        schedule=integration.schedule if connected else None,
+        schedule=_timetable(integration.schedule) if connected else None,
         start_date=START_DATE,
         catchup=False,
         max_active_runs=1,

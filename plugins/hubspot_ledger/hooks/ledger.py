@@ -492,8 +492,17 @@ class LedgerHook(PostgresHook):
         with self._session() as conn:
             started = _scalar(conn.execute(
                 "SELECT max(started_at) FROM ledger.sync_runs WHERE integration_id = %s "
-                "AND status = 'success' AND id <> %s", [integration_id, run_id]))
+                "AND status = 'success' AND mode IN ('full', 'incremental') AND id <> %s",
+                [integration_id, run_id]))
         return None if started is None else started - overlap
+
+    def set_run_mode(self, run_id: int, mode: str,
+                     window: tuple[dt.datetime, dt.datetime] | None = None) -> None:
+        """Record what the run reads (its steps agree; the last to say it wins)."""
+        with self._session() as conn, conn.transaction():
+            conn.execute("UPDATE ledger.sync_runs SET mode = %s, window_start = %s, "
+                         "window_end = %s WHERE id = %s",
+                         [mode, *(window or (None, None)), run_id])
 
     def note_run_failure(self, run_id: int, message: str) -> None:
         """Keep why a step of the run failed, for the report (several steps may add theirs)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from hubspot_ledger.hooks.hubspot import Association, HubSpotHook
@@ -63,51 +64,69 @@ def _on_or_after(prop: str, day: dt.date) -> list[list[dict[str, Any]]]:
             [{"propertyName": prop, "operator": "NOT_HAS_PROPERTY"}]]
 
 
-def modified_since(since: dt.datetime | None) -> list[dict[str, Any]]:
-    """The incremental filter: records HubSpot changed at or after `since` (none: all)."""
-    if since is None:
+@dataclass(frozen=True)
+class Window:
+    """HubSpot's modified date at or after `since` and, for a backfill window, before `until`.
+    Each record falls in exactly one window (by its current modified date), so windows read in
+    parallel never overlap and together cover every record."""
+
+    since: dt.datetime
+    until: dt.datetime | None = None
+
+
+def modified_in(window: Window | None) -> list[dict[str, Any]]:
+    """The filters of an incremental or windowed read (none: read everything)."""
+    if window is None:
         return []
-    return [{"propertyName": "hs_lastmodifieddate", "operator": "GTE",
-             "value": str(int(since.timestamp() * 1000))}]
+    filters = [{"propertyName": "hs_lastmodifieddate", "operator": "GTE",
+                "value": str(_ms(window.since))}]
+    if window.until is not None:
+        filters.append({"propertyName": "hs_lastmodifieddate", "operator": "LT",
+                        "value": str(_ms(window.until))})
+    return filters
 
 
-def products(hook: HubSpotHook, since: dt.datetime | None = None) -> Iterator[list[Raw]]:
+def _ms(moment: dt.datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def products(hook: HubSpotHook, window: Window | None = None) -> Iterator[list[Raw]]:
     """Every product (R-SYNC-4: the cutoff does not filter products), or those changed since."""
     properties = hubspot_properties(RemoteType.PRODUCT)
-    if since is None:
+    if window is None:
         yield from hook.list_pages("products", properties)
     else:
-        yield from hook.search_pages("products", modified_since(since), properties)
+        yield from hook.search_pages("products", modified_in(window), properties)
 
 
-def closed_won_deals(hook: HubSpotHook, cutoff: dt.date, since: dt.datetime | None = None
+def closed_won_deals(hook: HubSpotHook, cutoff: dt.date, window: Window | None = None
                      ) -> Iterator[list[Raw]]:
     """Deals in the internal stage `closedwon`, closed on or after the cutoff (R-DEAL-1)."""
     yield from hook.search_pages(
         "deals", [{"propertyName": "dealstage", "operator": "EQ", "value": CLOSED_WON},
-                  *modified_since(since)],
+                  *modified_in(window)],
         hubspot_properties(RemoteType.DEAL), any_of=_on_or_after("closedate", cutoff))
 
 
-def invoices(hook: HubSpotHook, cutoff: dt.date, since: dt.datetime | None = None
+def invoices(hook: HubSpotHook, cutoff: dt.date, window: Window | None = None
              ) -> Iterator[list[Raw]]:
     """Invoices dated on or after the cutoff, and those without a date (R-SYNC-4, R-INV-5)."""
-    yield from hook.search_pages("invoices", modified_since(since),
+    yield from hook.search_pages("invoices", modified_in(window),
                                  hubspot_properties(RemoteType.INVOICE),
                                  any_of=_on_or_after("hs_invoice_date", cutoff))
 
 
-def changed_companies(hook: HubSpotHook, since: dt.datetime) -> Iterator[list[Raw]]:
-    yield from hook.search_pages("companies", modified_since(since),
+def changed_companies(hook: HubSpotHook, window: Window) -> Iterator[list[Raw]]:
+    yield from hook.search_pages("companies", modified_in(window),
                                  hubspot_properties(RemoteType.COMPANY))
 
 
-def owners_of_changed_lines(hook: HubSpotHook, owner_type: RemoteType, since: dt.datetime
+def owners_of_changed_lines(hook: HubSpotHook, owner_type: RemoteType, window: Window
                             ) -> set[str]:
-    """Deals or invoices whose line items changed since `since`: editing a line does not
+    """Deals or invoices whose line items changed in `window`: editing a line does not
     always touch its deal's modified date, and an incremental run must not miss it."""
     line_ids = [str(raw["id"]) for page in hook.search_pages(
-        "line_items", modified_since(since), ["hs_object_id"]) for raw in page]
+        "line_items", modified_in(window), ["hs_object_id"]) for raw in page]
     if not line_ids:
         return set()
     links = hook.batch_associations("line_items", _object_path(owner_type), line_ids)

@@ -15,6 +15,7 @@ from hubspot_ledger.hooks.hubspot import HubSpotHook
 from hubspot_ledger.hooks.ledger import LedgerHook
 from hubspot_ledger.integration_settings import validate_setup
 from hubspot_ledger.sync import steps
+from hubspot_ledger.sync.extract import Window
 from hubspot_ledger.sync.mapping import MappingContext
 from hubspot_ledger.tokens import IntegrationTokens
 
@@ -34,11 +35,32 @@ STEPS: dict[str, Callable[[steps.StepContext], dict[str, int]]] = {
 }
 
 
+def _reads(ledger: LedgerHook, integration_id: int, run_id: int, full_refresh: bool,
+           window: tuple[dt.datetime, dt.datetime] | None) -> Window | None:
+    if window is not None:
+        ledger.set_run_mode(run_id, "window", window)
+        log.info("Backfill window: records HubSpot last modified from %s to %s", *window)
+        return Window(since=window[0], until=window[1])
+    since = None if full_refresh else ledger.incremental_since(integration_id, run_id,
+                                                              incremental_overlap())
+    ledger.set_run_mode(run_id, "full" if since is None else "incremental")
+    if since is None:
+        log.info("Full read: everything since the cutoff")
+        return None
+    log.info("Incremental read: what HubSpot changed since %s", since.isoformat())
+    return Window(since=since)
+
+
 def run_step(step: str, integration_id: int, dag_run_id: str, *, full_refresh: bool = False,
+             window: tuple[dt.datetime, dt.datetime] | None = None,
              ledger: LedgerHook | None = None) -> dict[str, int]:
+    """One step of one run. `window` (a backfill run's data interval) reads the records HubSpot
+    last modified inside it; otherwise the run reads everything (first run, `full_refresh`) or
+    what changed since the last full or incremental run."""
     ledger = ledger or LedgerHook()
     run_id = ledger.start_sync_run(integration_id, dag_run_id)
     try:
+        reads = _reads(ledger, integration_id, run_id, full_refresh, window)
         integration, settings = validate_setup(integration_id, ledger=ledger)
         mapping = MappingContext.from_integration(integration, settings)
         limiter = ledger.rate_limiter(str(integration.remote_id))
@@ -51,9 +73,7 @@ def run_step(step: str, integration_id: int, dag_run_id: str, *, full_refresh: b
             with ledger.writer(integration_id) as writer:
                 counts = STEPS[step](steps.StepContext(
                     integration=integration, settings=settings, mapping=mapping, hook=hook,
-                    writer=writer, run_id=run_id,
-                    since=None if full_refresh else ledger.incremental_since(
-                        integration_id, run_id, incremental_overlap())))
+                    writer=writer, run_id=run_id, window=reads))
         finally:
             limiter.close()
         log.info("%s: %s HubSpot requests, %.1fs waited for the portal's rate budget", step,

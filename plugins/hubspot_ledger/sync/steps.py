@@ -8,7 +8,6 @@ killed task loses at most the batch in flight (the re-run redoes it, idempotentl
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -56,8 +55,8 @@ class StepContext:
     hook: HubSpotHook
     writer: LedgerWriter
     run_id: int
-    # Incremental runs read what HubSpot changed since then; None reads everything.
-    since: dt.datetime | None = None
+    # Incremental and backfill runs read what HubSpot modified in this window; None: all.
+    window: extract.Window | None = None
 
 
 @dataclass
@@ -115,7 +114,7 @@ def _draft(tally: Tally, build: Callable[..., D], *args: Any, **kwargs: Any) -> 
 
 def sync_products(ctx: StepContext) -> dict[str, int]:
     tally = Tally("products")
-    for page in extract.products(ctx.hook, ctx.since):
+    for page in extract.products(ctx.hook, ctx.window):
         with ctx.writer.batch():
             for product in extract.parse(Product, page):
                 draft = _draft(tally, map_product_to_item, product, ctx.mapping)
@@ -145,9 +144,9 @@ def sync_companies(ctx: StepContext) -> dict[str, int]:
         writer.stage(run_id, RemoteType.COMPANY,
                      [(str(raw.get("id", "")), json.dumps(raw)) for raw in page])
         _load_companies(ctx, tally, page)
-    if ctx.since is not None:
+    if ctx.window is not None:
         # Customers whose company changed in HubSpot while none of its deals did.
-        for page in extract.changed_companies(ctx.hook, ctx.since):
+        for page in extract.changed_companies(ctx.hook, ctx.window):
             mapped = writer.mapped(RemoteType.COMPANY, [str(r["id"]) for r in page])
             _load_companies(ctx, tally, [r for r in page if str(r["id"]) in mapped
                                          and str(r["id"]) not in company_ids])
@@ -155,15 +154,15 @@ def sync_companies(ctx: StepContext) -> dict[str, int]:
 
 
 def _deals_to_sync(ctx: StepContext, seen: set[str]) -> Iterator[list[dict[str, Any]]]:
-    """Pages of qualifying deals: all of them, or (incremental) those changed since the last
-    run and those whose line items changed. `seen` collects their ids."""
+    """Pages of qualifying deals: all of them, or (incremental, backfill window) those
+    modified in the window and those whose line items were. `seen` collects their ids."""
     cutoff = ctx.integration.cutoff_date
-    for page in extract.closed_won_deals(ctx.hook, cutoff, ctx.since):
+    for page in extract.closed_won_deals(ctx.hook, cutoff, ctx.window):
         seen.update(str(r.get("id", "")) for r in page)
         yield page
-    if ctx.since is None:
+    if ctx.window is None:
         return
-    owners = extract.owners_of_changed_lines(ctx.hook, RemoteType.DEAL, ctx.since) - seen
+    owners = extract.owners_of_changed_lines(ctx.hook, RemoteType.DEAL, ctx.window) - seen
     for page in extract.raw_by_id(ctx.hook, RemoteType.DEAL, owners):
         page = extract.qualifying_deals(page, cutoff)
         seen.update(str(r.get("id", "")) for r in page)
@@ -245,12 +244,12 @@ def sync_invoices(ctx: StepContext) -> dict[str, int]:
     tally = Tally("invoices")
     cutoff = ctx.integration.cutoff_date
     seen: set[str] = set()
-    for chunk in extract.rebatch(extract.invoices(ctx.hook, cutoff, ctx.since),
+    for chunk in extract.rebatch(extract.invoices(ctx.hook, cutoff, ctx.window),
                                  DOCUMENT_BATCH):
         seen.update(str(r.get("id", "")) for r in chunk)
         _load_invoices(ctx, tally, chunk)
-    if ctx.since is not None:
-        owners = extract.owners_of_changed_lines(ctx.hook, RemoteType.INVOICE, ctx.since)
+    if ctx.window is not None:
+        owners = extract.owners_of_changed_lines(ctx.hook, RemoteType.INVOICE, ctx.window)
         for page in extract.raw_by_id(ctx.hook, RemoteType.INVOICE, owners - seen):
             _load_invoices(ctx, tally, extract.qualifying_invoices(page, cutoff))
     return tally.counts

@@ -7,6 +7,7 @@ the DAG file stays cheap.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Any, NoReturn
 
@@ -98,6 +99,16 @@ def _dag_run_id(context: dict[str, Any]) -> str:
     return str(run_id or "manual")
 
 
+def backfill_window(run_type: str, start: dt.datetime | None, end: dt.datetime | None
+                    ) -> tuple[dt.datetime, dt.datetime] | None:
+    """A backfill run reads the records HubSpot last modified inside its data interval; every
+    other run reads everything or what changed since the last run. Windows of one backfill
+    never overlap, and their union is the backfilled history."""
+    if "backfill" not in run_type.lower() or start is None or end is None or end <= start:
+        return None
+    return start, end
+
+
 def _note_failure(integration_id: int, context: dict[str, Any], task: str,
                   exc: Exception) -> None:
     """Record why the run stopped before syncing, for the report; never masks `exc`."""
@@ -119,9 +130,13 @@ def _run_step(step: str, integration_id: int, context: dict[str, Any]) -> None:
     from hubspot_ledger.sync.runner import run_step
 
     params = context.get("params") or {}
+    dag_run = context.get("dag_run")
+    window = backfill_window(str(getattr(dag_run, "run_type", "") or ""),
+                             context.get("data_interval_start"),
+                             context.get("data_interval_end"))
     try:
         counts = run_step(step, integration_id, _dag_run_id(context),
-                          full_refresh=bool(params.get("full_refresh", False)))
+                          full_refresh=bool(params.get("full_refresh", False)), window=window)
     except (SetupIncomplete, ReconnectRequired, NotFound) as exc:
         _fail_without_retry(exc)
     except HubSpotError as exc:
