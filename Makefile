@@ -47,8 +47,9 @@ test-fast: $(STAMP)
 test-e2e: $(STAMP)
 	$(BIN)/pytest -m e2e
 
+# e.g. make bench BENCH_ARGS="--scale medium"; see bench/README.md
 bench: $(STAMP)
-	$(BIN)/python -m hubspot_ledger.bench
+	$(BIN)/python -m hubspot_ledger.bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .airflow .airflow-test .demo .pytest_cache .mypy_cache .ruff_cache
