@@ -127,7 +127,9 @@ def test_parallel_backfill_windows_equal_one_full_sync(
 
     every = ("created", "updated", "unchanged", "skipped", "failed")
     assert handled(windowed, "products", every) == handled(full, "products", every)
-    for step in ("products", "companies", "deals", "invoices"):
+    # (Items may be created by an invoice or deal line before the products step sees them, so
+    # only documents and customers are counted here.)
+    for step in ("companies", "deals", "invoices"):
         assert handled(windowed, step, ("created",)) == handled(full, step, ("created",)), step
     modes = conn.execute("SELECT mode, count(*) FROM ledger.sync_runs WHERE integration_id = "
                          "%s GROUP BY mode", [windowed]).fetchall()

@@ -78,6 +78,10 @@ class LedgerHook(PostgresHook):
             raise RuntimeError("LedgerHook needs psycopg 3 (the provider chose psycopg2)")
         return conn
 
+    def connect(self) -> psycopg.Connection[Any]:
+        """A new connection to the ledger; the caller closes it."""
+        return self._connect()
+
     def rate_limiter(self, portal_id: str) -> PortalRateLimiter:
         """The portal's request budget, kept in this ledger (shared by every worker)."""
         return PortalRateLimiter(portal_id, self._connect)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -36,6 +37,7 @@ from hubspot_ledger.sync.models import (
     MappingError,
     Product,
 )
+from hubspot_ledger.sync.prefetch import prefetch
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,7 @@ class StepContext:
     hook: HubSpotHook
     writer: LedgerWriter
     run_id: int
+    connect: Callable[[], Any]  # a new ledger connection (the read-ahead thread's own)
     # Incremental and backfill runs read what HubSpot modified in this window; None: all.
     window: extract.Window | None = None
 
@@ -114,7 +117,7 @@ def _draft(tally: Tally, build: Callable[..., D], *args: Any, **kwargs: Any) -> 
 
 def sync_products(ctx: StepContext) -> dict[str, int]:
     tally = Tally("products")
-    for page in extract.products(ctx.hook, ctx.window):
+    for page in prefetch(extract.products(ctx.hook, ctx.window)):
         with ctx.writer.batch():
             for product in extract.parse(Product, page):
                 draft = _draft(tally, map_product_to_item, product, ctx.mapping)
@@ -129,21 +132,28 @@ def sync_products(ctx: StepContext) -> dict[str, int]:
 
 def sync_companies(ctx: StepContext) -> dict[str, int]:
     """Finds the qualifying deals (companies are reached only through them, R-COMP-1), stages
-    each with its primary company for sync_deals, then upserts those companies."""
+    each with its primary company for sync_deals, and upserts those companies.
+
+    Three stages overlap: the deal search (HubSpot's search budget) in one thread, the deals'
+    company associations and company reads (the general budget) in another, the ledger writes
+    here."""
     writer, run_id = ctx.writer, ctx.run_id
     with writer.batch():
         writer.clear_stage(run_id)
     company_ids: set[str] = set()
     seen: set[str] = set()
-    for chunk in extract.rebatch(_deals_to_sync(ctx, seen), DOCUMENT_BATCH):
-        _stage_deals(ctx, chunk, company_ids)
+    tally = Tally("companies")
+    deals = prefetch(extract.rebatch(_deals_to_sync(ctx, seen), DOCUMENT_BATCH))
+    for chunk, primaries, companies in prefetch(_with_companies(ctx, deals)):
+        writer.stage(run_id, RemoteType.DEAL, [
+            (deal_id, json.dumps({"deal": raw, "company_id": primaries.get(deal_id)}))
+            for deal_id, raw in ((str(r.get("id", "")), r) for r in chunk)])
+        writer.stage(run_id, RemoteType.COMPANY,
+                     [(str(raw.get("id", "")), json.dumps(raw)) for raw in companies])
+        company_ids.update(p for p in primaries.values() if p)
+        _load_companies(ctx, tally, companies)
         log.info("companies: %s closed-won deals to sync so far, %s companies",
                  f"{len(seen):,}", f"{len(company_ids):,}")
-    tally = Tally("companies", total=len(company_ids))
-    for page in extract.raw_by_id(ctx.hook, RemoteType.COMPANY, company_ids):
-        writer.stage(run_id, RemoteType.COMPANY,
-                     [(str(raw.get("id", "")), json.dumps(raw)) for raw in page])
-        _load_companies(ctx, tally, page)
     if ctx.window is not None:
         # Customers whose company changed in HubSpot while none of its deals did.
         for page in extract.changed_companies(ctx.hook, ctx.window):
@@ -151,6 +161,22 @@ def sync_companies(ctx: StepContext) -> dict[str, int]:
             _load_companies(ctx, tally, [r for r in page if str(r["id"]) in mapped
                                          and str(r["id"]) not in company_ids])
     return tally.counts
+
+
+def _with_companies(ctx: StepContext, chunks: Iterator[list[dict[str, Any]]]
+                    ) -> Iterator[tuple[list[dict[str, Any]], dict[str, str | None],
+                                        list[dict[str, Any]]]]:
+    """Each chunk of deals with its primary company ids, and the companies not read before."""
+    known: set[str] = set()
+    for chunk in chunks:
+        ids = [str(raw.get("id", "")) for raw in chunk]
+        links = ctx.hook.batch_associations("deals", "companies", ids)
+        primaries = {i: extract.primary_company(links.get(i, [])) for i in ids}
+        new = {p for p in primaries.values() if p} - known
+        known |= new
+        companies = [raw for page in extract.raw_by_id(ctx.hook, RemoteType.COMPANY, new)
+                     for raw in page]
+        yield chunk, primaries, companies
 
 
 def _deals_to_sync(ctx: StepContext, seen: set[str]) -> Iterator[list[dict[str, Any]]]:
@@ -168,18 +194,6 @@ def _deals_to_sync(ctx: StepContext, seen: set[str]) -> Iterator[list[dict[str, 
         seen.update(str(r.get("id", "")) for r in page)
         if page:
             yield page
-
-
-def _stage_deals(ctx: StepContext, page: list[dict[str, Any]], company_ids: set[str]) -> None:
-    ids = [str(raw.get("id", "")) for raw in page]
-    links = ctx.hook.batch_associations("deals", "companies", ids)
-    staged = []
-    for deal_id, raw in zip(ids, page, strict=True):
-        primary = extract.primary_company(links.get(deal_id, []))
-        if primary:
-            company_ids.add(primary)
-        staged.append((deal_id, json.dumps({"deal": raw, "company_id": primary})))
-    ctx.writer.stage(ctx.run_id, RemoteType.DEAL, staged)
 
 
 def _load_companies(ctx: StepContext, tally: Tally, page: list[dict[str, Any]]) -> None:
@@ -200,13 +214,8 @@ def _load_companies(ctx: StepContext, tally: Tally, page: list[dict[str, Any]]) 
 def sync_deals(ctx: StepContext) -> dict[str, int]:
     writer = ctx.writer
     tally = Tally("deals", total=writer.staged_count(ctx.run_id, RemoteType.DEAL))
-    for batch in writer.staged(ctx.run_id, RemoteType.DEAL, DOCUMENT_BATCH):
-        deals = {deal_id: (extract.parse_one(Deal, payload["deal"]), payload.get("company_id"))
-                 for deal_id, payload in batch}
-        readable = [i for i, (d, _) in deals.items() if not isinstance(d, MappingError)]
-        lines = _lines_by_owner(ctx, RemoteType.DEAL, readable)
+    for deals, lines, companies in prefetch(_deal_batches(ctx)):
         products = _unmapped_products(ctx, lines.values())
-        companies = _staged_companies(ctx, [c for _, c in deals.values() if c])
         drafts = [draft for deal_id, (deal, company_id) in deals.items()
                   if (draft := _draft(tally, _deal_draft, deal, lines.get(deal_id, []),
                                       ctx.mapping, products=products,
@@ -219,18 +228,37 @@ def sync_deals(ctx: StepContext) -> dict[str, int]:
     return tally.counts
 
 
+DealBatch = tuple[dict[str, tuple[Deal | MappingError, str | None]],
+                  dict[str, list[LineItem | MappingError]], dict[str, Company]]
+
+
+def _deal_batches(ctx: StepContext) -> Iterator[DealBatch]:
+    """Staged deals with their line items and primary companies, a batch at a time. Runs in
+    the read-ahead thread, so it reads the staging through a connection of its own."""
+    with closing(ctx.connect()) as conn:
+        staging = LedgerWriter(conn, ctx.integration.id, ctx.writer.organization_id)
+        for batch in staging.staged(ctx.run_id, RemoteType.DEAL, DOCUMENT_BATCH):
+            deals = {deal_id: (extract.parse_one(Deal, payload["deal"]),
+                               payload.get("company_id")) for deal_id, payload in batch}
+            readable = [i for i, (d, _) in deals.items() if not isinstance(d, MappingError)]
+            lines = _lines_by_owner(ctx, RemoteType.DEAL, readable)
+            yield deals, lines, _staged_companies(staging, ctx.run_id,
+                                                  [c for _, c in deals.values() if c])
+
+
 def _deal_draft(deal: Deal, lines: Sequence[LineItem | MappingError], mapping: MappingContext,
                 *, company: Company | None, products: Mapping[str, Product]) -> ContractDraft:
     return map_deal_to_contract(deal, _readable_lines(deal, lines), mapping, company=company,
                                 products=products)
 
 
-def _staged_companies(ctx: StepContext, ids: Iterable[str]) -> dict[str, Company]:
+def _staged_companies(staging: LedgerWriter, run_id: int, ids: Iterable[str]
+                      ) -> dict[str, Company]:
     """The deals' primary companies as sync_companies read them; one that HubSpot no longer
     returned (deleted) is absent, and its deals fall back to their mapped customer, if any."""
     found: dict[str, Company] = {}
-    for company_id, raw in ctx.writer.staged_payloads(ctx.run_id, RemoteType.COMPANY,
-                                                      sorted(set(ids))).items():
+    for company_id, raw in staging.staged_payloads(run_id, RemoteType.COMPANY,
+                                                   sorted(set(ids))).items():
         company = extract.parse_one(Company, raw)
         if isinstance(company, Company):
             found[company_id] = company
@@ -244,10 +272,11 @@ def sync_invoices(ctx: StepContext) -> dict[str, int]:
     tally = Tally("invoices")
     cutoff = ctx.integration.cutoff_date
     seen: set[str] = set()
-    for chunk in extract.rebatch(extract.invoices(ctx.hook, cutoff, ctx.window),
-                                 DOCUMENT_BATCH):
+    searched = prefetch(extract.rebatch(extract.invoices(ctx.hook, cutoff, ctx.window),
+                                        DOCUMENT_BATCH))
+    for chunk, lines in prefetch(_with_lines(ctx, searched)):
         seen.update(str(r.get("id", "")) for r in chunk)
-        _load_invoices(ctx, tally, chunk)
+        _load_invoices(ctx, tally, chunk, lines)
     if ctx.window is not None:
         owners = extract.owners_of_changed_lines(ctx.hook, RemoteType.INVOICE, ctx.window)
         for page in extract.raw_by_id(ctx.hook, RemoteType.INVOICE, owners - seen):
@@ -255,12 +284,25 @@ def sync_invoices(ctx: StepContext) -> dict[str, int]:
     return tally.counts
 
 
-def _load_invoices(ctx: StepContext, tally: Tally, page: list[dict[str, Any]]) -> None:
+Lines = dict[str, list[LineItem | MappingError]]
+
+
+def _with_lines(ctx: StepContext, chunks: Iterator[list[dict[str, Any]]]
+                ) -> Iterator[tuple[list[dict[str, Any]], Lines]]:
+    """Each chunk of invoices with their line items (read ahead, in its own thread)."""
+    for chunk in chunks:
+        readable = [i.id for i in extract.parse(Invoice, chunk) if isinstance(i, Invoice)]
+        yield chunk, _lines_by_owner(ctx, RemoteType.INVOICE, readable)
+
+
+def _load_invoices(ctx: StepContext, tally: Tally, page: list[dict[str, Any]],
+                   lines: dict[str, list[LineItem | MappingError]] | None = None) -> None:
     if not page:
         return
     invoices = extract.parse(Invoice, page)
-    readable = [i.id for i in invoices if isinstance(i, Invoice)]
-    lines = _lines_by_owner(ctx, RemoteType.INVOICE, readable)
+    if lines is None:
+        lines = _lines_by_owner(ctx, RemoteType.INVOICE,
+                                [i.id for i in invoices if isinstance(i, Invoice)])
     products = _unmapped_products(ctx, lines.values())
     drafts = [draft for invoice in invoices
               if (draft := _draft(tally, _invoice_draft, invoice,
