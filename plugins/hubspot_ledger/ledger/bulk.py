@@ -32,6 +32,14 @@ class Table:
         return [c for c, _ in self.columns]
 
 
+CUSTOMERS = Table("customers", (
+    ("name", "text"), ("customer_type", "text"), ("email", "text"), ("phone", "text"),
+    ("website", "text"), ("address_line1", "text"), ("address_line2", "text"), ("city", "text"),
+    ("state", "text"), ("postal_code", "text"), ("country", "text")))
+ITEMS = Table("items", (
+    ("sku", "text"), ("name", "text"), ("description", "text"), ("item_type", "text"),
+    ("income_account_id", "bigint"), ("expense_account_id", "bigint"),
+    ("deferred_revenue_account_id", "bigint")))
 CONTRACTS = Table("contracts", (
     ("company_id", "bigint"), ("customer_id", "bigint"), ("status", "text"), ("name", "text"),
     ("memo", "text"), ("currency", "text"), ("contract_date", "date"),

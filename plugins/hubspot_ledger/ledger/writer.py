@@ -465,6 +465,87 @@ class LedgerWriter:
                      "one by one", len(drafts), _first_line(exc))
             return [one(d) for d in drafts]
 
+    def upsert_customers(self, drafts: Sequence[CustomerDraft]) -> list[Outcome]:
+        """A page of companies as customers (R-COMP-2) in a few statements."""
+        return self._page(drafts, self._customers_page, self.upsert_customer)
+
+    def upsert_items(self, drafts: Sequence[ItemDraft]) -> list[Outcome]:
+        """A page of products as items (R-PROD-1…5) in a few statements."""
+        return self._page(drafts, self._items_page, self.upsert_item)
+
+    def _split(self, remote_type: RemoteType, table: str, drafts: Sequence[Any]
+               ) -> tuple[dict[str, str], dict[str, tuple[int, str | None, str | None]],
+                          dict[str, Outcome]]:
+        """Fingerprints, what is mapped, and the outcomes of the unchanged drafts."""
+        if len({d.remote_id for d in drafts}) != len(drafts):
+            raise Rejected("the page names a record twice")  # the record-by-record path copes
+        prints = {d.remote_id: fingerprint(d) for d in drafts}
+        state = self._documents(remote_type, table, list(prints))
+        unchanged = {rid: Outcome(Change.UNCHANGED, found[0]) for rid, found in state.items()
+                     if found[1] == prints[rid]}
+        return prints, state, unchanged
+
+    def _customers_page(self, drafts: Sequence[CustomerDraft]) -> list[Outcome]:
+        prints, state, outcomes = self._split(RemoteType.COMPANY, "customers", drafts)
+        todo = [d for d in drafts if d.remote_id not in outcomes]
+        new = [d for d in todo if d.remote_id not in state]
+        changed = [d for d in todo if d.remote_id in state]
+        rows = [(d.name, d.customer_type.value, d.email, d.phone, d.website, d.address_line1,
+                 d.address_line2, d.city, d.state, d.postal_code, d.country)
+                for d in new + changed]
+        ids = bulk.insert_rows(self.conn, bulk.CUSTOMERS, self.organization_id, rows[:len(new)])
+        old_ids = [state[str(d.remote_id)][0] for d in changed]
+        bulk.update_rows(self.conn, bulk.CUSTOMERS, self.organization_id, old_ids,
+                         rows[len(new):])
+        return self._linked(RemoteType.COMPANY, "customers", drafts, prints, outcomes,
+                            new, ids, changed, old_ids)
+
+    def _items_page(self, drafts: Sequence[ItemDraft]) -> list[Outcome]:
+        prints, state, outcomes = self._split(RemoteType.PRODUCT, "items", drafts)
+        todo = [d for d in drafts if d.remote_id not in outcomes]
+        changed = [d for d in todo if d.remote_id in state]
+        old_ids = [state[d.remote_id][0] for d in changed]
+        # A new product whose SKU an item already has takes that item (README "two products
+        # with one SKU"); several new products with one SKU share the first one's new item.
+        owners = dict(self.conn.execute(
+            "SELECT sku, id FROM ledger.items WHERE organization_id = %s AND sku = ANY(%s)",
+            [self.organization_id, [d.sku for d in todo if d.remote_id not in state]]
+        ).fetchall())
+        new: list[ItemDraft] = []
+        for draft in todo:
+            if draft.remote_id in state:
+                continue
+            if draft.sku in owners:
+                changed.append(draft)
+                old_ids.append(int(owners[draft.sku]))
+            elif draft.sku not in {n.sku for n in new}:
+                new.append(draft)
+        rows = [(d.sku, d.name, d.description, d.item_type.value, d.income_account_id,
+                 d.expense_account_id, d.deferred_revenue_account_id) for d in new + changed]
+        ids = bulk.insert_rows(self.conn, bulk.ITEMS, self.organization_id, rows[:len(new)])
+        bulk.update_rows(self.conn, bulk.ITEMS, self.organization_id, old_ids, rows[len(new):])
+        by_sku = {d.sku: i for d, i in zip(new, ids, strict=True)}
+        sharing = [d for d in todo if d.remote_id not in state and d not in new
+                   and d not in changed]
+        return self._linked(RemoteType.PRODUCT, "items", drafts, prints, outcomes,
+                            new + sharing, ids + [by_sku[d.sku] for d in sharing],
+                            changed, old_ids)
+
+    def _linked(self, remote_type: RemoteType, table: str, drafts: Sequence[Any],
+                prints: dict[str, str], outcomes: dict[str, Outcome], new: Sequence[Any],
+                new_ids: Sequence[int], changed: Sequence[Any], old_ids: Sequence[int]
+                ) -> list[Outcome]:
+        """Record where each written draft went, and say what happened to every draft."""
+        pairs = [*zip(new, new_ids, strict=True), *zip(changed, old_ids, strict=True)]
+        bulk.upsert_links(self.conn, self.integration_id, [
+            bulk.Link(remote_type.value, d.remote_id, table, local_id, prints[d.remote_id])
+            for d, local_id in pairs])
+        created = {id(d) for d in new}
+        for d, local_id in pairs:
+            outcomes[d.remote_id] = Outcome(
+                Change.CREATED if id(d) in created else Change.UPDATED, local_id)
+        return [outcomes[d.remote_id] for d in drafts]
+
     def _documents(self, remote_type: RemoteType, table: str, ids: Sequence[str]
                    ) -> dict[str, tuple[int, str | None, str | None]]:
         """remote id → (local id, fingerprint, status) of documents that still exist."""

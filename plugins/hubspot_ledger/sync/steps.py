@@ -118,11 +118,12 @@ def _draft(tally: Tally, build: Callable[..., D], *args: Any, **kwargs: Any) -> 
 def sync_products(ctx: StepContext) -> dict[str, int]:
     tally = Tally("products")
     for page in prefetch(extract.products(ctx.hook, ctx.window)):
+        drafts = [draft for product in extract.parse(Product, page)
+                  if (draft := _draft(tally, map_product_to_item, product, ctx.mapping))
+                  is not None]
         with ctx.writer.batch():
-            for product in extract.parse(Product, page):
-                draft = _draft(tally, map_product_to_item, product, ctx.mapping)
-                if draft is not None:
-                    tally.add(ctx.writer.upsert_item(draft), RemoteType.PRODUCT, draft.remote_id)
+            for draft, outcome in zip(drafts, ctx.writer.upsert_items(drafts), strict=True):
+                tally.add(outcome, RemoteType.PRODUCT, draft.remote_id)
             tally.flush(ctx)
     return tally.counts
 
@@ -199,12 +200,11 @@ def _deals_to_sync(ctx: StepContext, seen: set[str]) -> Iterator[list[dict[str, 
 def _load_companies(ctx: StepContext, tally: Tally, page: list[dict[str, Any]]) -> None:
     if not page:
         return
+    drafts = [draft for company in extract.parse(Company, page)
+              if (draft := _draft(tally, map_company_to_customer, company)) is not None]
     with ctx.writer.batch():
-        for company in extract.parse(Company, page):
-            draft = _draft(tally, map_company_to_customer, company)
-            if draft is not None:
-                tally.add(ctx.writer.upsert_customer(draft), RemoteType.COMPANY,
-                          str(draft.remote_id))
+        for draft, outcome in zip(drafts, ctx.writer.upsert_customers(drafts), strict=True):
+            tally.add(outcome, RemoteType.COMPANY, str(draft.remote_id))
         tally.flush(ctx)
 
 
