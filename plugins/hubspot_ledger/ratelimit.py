@@ -6,7 +6,7 @@ runs of the same portal may call at once, on different workers, so the budget li
 ledger database: a token bucket per (portal, kind), taken by one atomic UPSERT per request.
 
 A bucket of capacity C refilled at r/s lets through at most C + r·W requests in any window W, so
-C and r are chosen below HubSpot's limits with a margin for network jitter. A caller that finds
+C and r are chosen just below HubSpot's limits. A caller that finds
 the bucket empty gets a reservation (tokens go negative) and sleeps exactly until its turn: no
 polling, no 429 storm, first come first served across processes.
 """
@@ -14,6 +14,7 @@ polling, no 429 storm, first come first served across processes.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -30,8 +31,18 @@ class Budget:
     rate: float  # sustained requests per second
 
 
-# 4 + 10.4·10 = 108 ≤ 110 per 10 s; 0.5 + 4.4·1 = 4.9 ≤ 5 per second.
-BUDGETS = {"general": Budget(capacity=4, rate=10.4), "search": Budget(capacity=0.5, rate=4.4)}
+def _rate(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+# With a capacity of one request, calls leave at least 1/rate apart, so any window W holds at
+# most ⌊rate·W⌋ + 1 of them: 108 + 1 = 109 ≤ 110 per 10 s, and ⌊4.9⌋ + 1 = 5 per second for
+# search. Operators whose portal answers 429 anyway can lower them (HubSpot's published
+# search limit has varied between 4 and 5 per second).
+BUDGETS = {
+    "general": Budget(capacity=1, rate=_rate("HUBSPOT_LEDGER_GENERAL_RATE", 10.8)),
+    "search": Budget(capacity=1, rate=_rate("HUBSPOT_LEDGER_SEARCH_RATE", 4.9)),
+}
 
 _TAKE = """
 INSERT INTO ledger.hubspot_rate_buckets AS b (portal_id, bucket, tokens, updated_at)

@@ -303,7 +303,10 @@ def _load_invoices(ctx: StepContext, tally: Tally, page: list[dict[str, Any]],
     if lines is None:
         lines = _lines_by_owner(ctx, RemoteType.INVOICE,
                                 [i.id for i in invoices if isinstance(i, Invoice)])
-    products = _unmapped_products(ctx, lines.values())
+    # Invoices run before the products step: an unmapped product's item is drafted from the
+    # copies of SKU and name its lines carry (no request), and the products step then
+    # completes it from the product itself.
+    products: dict[str, Product] = {}
     drafts = [draft for invoice in invoices
               if (draft := _draft(tally, _invoice_draft, invoice,
                                   lines.get(getattr(invoice, "id", ""), []), ctx.mapping,
