@@ -486,6 +486,8 @@ class LedgerWriter:
         return prints, state, unchanged
 
     def _customers_page(self, drafts: Sequence[CustomerDraft]) -> list[Outcome]:
+        if not drafts:
+            return []
         prints, state, outcomes = self._split(RemoteType.COMPANY, "customers", drafts)
         todo = [d for d in drafts if d.remote_id not in outcomes]
         new = [d for d in todo if d.remote_id not in state]
@@ -501,6 +503,8 @@ class LedgerWriter:
                             new, ids, changed, old_ids)
 
     def _items_page(self, drafts: Sequence[ItemDraft]) -> list[Outcome]:
+        if not drafts:
+            return []
         prints, state, outcomes = self._split(RemoteType.PRODUCT, "items", drafts)
         todo = [d for d in drafts if d.remote_id not in outcomes]
         changed = [d for d in todo if d.remote_id in state]
@@ -564,24 +568,27 @@ class LedgerWriter:
 
     def _customer_ids(self, drafts: Sequence[CustomerDraft]) -> dict[str | None, int]:
         """Customer id per draft key (remote id; None for the placeholder), creating what is
-        missing (R-DEAL-4)."""
+        missing (R-DEAL-4) as one page."""
         found: dict[str | None, int] = {}
         if any(d.is_placeholder or d.remote_id is None for d in drafts):
             found[None] = self.placeholder_customer_id()
         wanted = {d.remote_id: d for d in drafts if d.remote_id and not d.is_placeholder}
         found.update(self._alive(RemoteType.COMPANY, "customers", list(wanted)))
-        for remote_id, draft in wanted.items():
-            if remote_id not in found:
-                found[remote_id] = self.customer_id(draft)
+        missing = [d for rid, d in wanted.items() if rid not in found]
+        for draft, outcome in zip(missing, self._customers_page(missing), strict=True):
+            assert outcome.local_id is not None
+            found[draft.remote_id] = outcome.local_id
         return found
 
     def _item_ids(self, drafts: Sequence[ItemDraft]) -> dict[str, int]:
-        """Item id per product id, creating the missing ones on the spot (R-DEAL-2)."""
+        """Item id per product id, creating the missing ones on the spot (R-DEAL-2) as one
+        page."""
         wanted = {d.remote_id: d for d in drafts}
         found = self._alive(RemoteType.PRODUCT, "items", list(wanted))
-        for remote_id, draft in wanted.items():
-            if remote_id not in found:
-                found[remote_id] = self.item_id(draft)
+        missing = [d for rid, d in wanted.items() if rid not in found]
+        for draft, outcome in zip(missing, self._items_page(missing), strict=True):
+            assert outcome.local_id is not None
+            found[draft.remote_id] = outcome.local_id
         return found
 
     def _contracts_page(self, drafts: Sequence[ContractDraft]) -> list[Outcome]:
