@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 # The ledger database; the CLI, tests and demo read it from this Airflow connection.
 export AIRFLOW_CONN_LEDGER_DEFAULT ?= postgresql://postgres@127.0.0.1:5432/ledger
 
-.PHONY: help setup demo test test-fast test-e2e lint bench clean
+.PHONY: help setup demo test test-fast test-e2e lint bench chaos clean
 
 help:
 	@echo "make demo   - set up, start the HubSpot sandbox, run an integration's DAG, show the ledger"
@@ -19,6 +19,7 @@ help:
 	@echo "make test-fast - unit tests only (seconds)"
 	@echo "make lint   - ruff + mypy"
 	@echo "make bench  - benchmarks, report in bench/report.md"
+	@echo "make chaos  - the fault matrix at a larger scale (CHAOS_ARGS=\"--scale medium --runs 3\")"
 
 # Re-installs only when the pins change.
 $(STAMP): requirements.txt constraints.txt pyproject.toml
@@ -50,6 +51,12 @@ test-e2e: $(STAMP)
 # e.g. make bench BENCH_ARGS="--scale medium"; see bench/README.md
 bench: $(STAMP)
 	$(BIN)/python -m hubspot_ledger.bench $(BENCH_ARGS)
+
+# The fault matrix of tests/reliability, on a bigger portal; prints fault, runs, records
+# expected, records in the ledger, duplicates, lost.
+CHAOS_ARGS ?= --scale small --runs 2
+chaos: $(STAMP)
+	$(BIN)/python -m hubspot_ledger.chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) .airflow .airflow-test .demo .pytest_cache .mypy_cache .ruff_cache

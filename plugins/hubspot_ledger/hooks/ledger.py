@@ -508,12 +508,18 @@ class LedgerHook(PostgresHook):
                          "window_end = %s WHERE id = %s",
                          [mode, *(window or (None, None)), run_id])
 
-    def note_run_failure(self, run_id: int, message: str) -> None:
-        """Keep why a step of the run failed, for the report (several steps may add theirs)."""
+    def note_run_failure(self, run_id: int, step: str, message: str) -> None:
+        """Keep why a step of the run failed, for the report (its retry may clear it)."""
         with self._session() as conn, conn.transaction():
             conn.execute(
-                "UPDATE ledger.sync_runs SET message = concat_ws('; ', message, %s::text) "
-                "WHERE id = %s", [message[:2000], run_id])
+                "UPDATE ledger.sync_runs SET failures = failures || jsonb_build_object("
+                "%s::text, %s::text) WHERE id = %s", [step, message[:2000], run_id])
+
+    def clear_run_failure(self, run_id: int, step: str) -> None:
+        """The step succeeded (on a retry): its earlier failure no longer fails the run."""
+        with self._session() as conn, conn.transaction():
+            conn.execute("UPDATE ledger.sync_runs SET failures = failures - %s::text "
+                         "WHERE id = %s AND failures ? %s::text", [step, run_id, step])
 
     def count_run_errors(self, run_id: int) -> int:
         with self._session() as conn:
@@ -529,11 +535,11 @@ class LedgerHook(PostgresHook):
         with self._session() as conn:
             row = conn.execute(
                 "SELECT id, integration_id, started_at, finished_at, status, counts, dag_run_id,"
-                " message FROM ledger.sync_runs WHERE id = %s", [run_id]).fetchone()
+                " message, failures FROM ledger.sync_runs WHERE id = %s", [run_id]).fetchone()
         if row is None:
             raise NotFoundError(f"sync run {run_id} does not exist")
         keys = ("id", "integration_id", "started_at", "finished_at", "status", "counts",
-                "dag_run_id", "message")
+                "dag_run_id", "message", "failures")
         return dict(zip(keys, row, strict=True))
 
     def log_errors(self, integration_id: int, run_id: int | None, step: str,

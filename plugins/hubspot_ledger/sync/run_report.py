@@ -23,8 +23,10 @@ def settle_run(integration_id: int, dag_run_id: str, *, ledger: LedgerHook | Non
     if ledger.get_settings(integration_id).sync_invoices:
         expected.insert(0, "invoices")
     missing = [s for s in expected if s not in counts]
-    ok = not missing and not run["message"]
-    message = run["message"] or (f"did not finish: {', '.join(missing)}" if missing else None)
+    failures: dict[str, str] = run["failures"] or {}
+    ok = not missing and not failures
+    message = "; ".join(f"{step}: {why}" for step, why in failures.items()) or (
+        f"did not finish: {', '.join(missing)}" if missing else None)
     ledger.finish_sync_run(run_id, SyncRunStatus.SUCCESS if ok else SyncRunStatus.FAILED,
                            message)
     ledger.clear_staging(run_id)

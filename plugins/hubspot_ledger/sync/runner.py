@@ -79,7 +79,8 @@ def run_step(step: str, integration_id: int, dag_run_id: str, *, full_refresh: b
         log.info("%s: %s HubSpot requests, %.1fs waited for the portal's rate budget", step,
                  f"{hook.requests_sent:,}", limiter.waited)
     except Exception as exc:
-        ledger.note_run_failure(run_id, f"{step}: {exc}")
+        ledger.note_run_failure(run_id, step, str(exc))
         raise
     ledger.add_run_counts(run_id, step, counts)
+    ledger.clear_run_failure(run_id, step)
     return counts

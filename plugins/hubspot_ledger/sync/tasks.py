@@ -119,7 +119,7 @@ def _note_failure(integration_id: int, context: dict[str, Any], task: str,
             return  # no integration, no run row to write to
         ledger = LedgerHook()
         ledger.note_run_failure(ledger.start_sync_run(integration_id, _dag_run_id(context)),
-                                f"{task}: {exc}")
+                                task, str(exc))
     except Exception:  # noqa: BLE001 - the original failure is what the operator must see
         log.warning("Could not record the failure in the sync run", exc_info=True)
 
