@@ -147,10 +147,10 @@ def sync_companies(ctx: StepContext) -> dict[str, int]:
     deals = prefetch(extract.rebatch(_deals_to_sync(ctx, seen), DOCUMENT_BATCH))
     for chunk, primaries, companies in prefetch(_with_companies(ctx, deals)):
         writer.stage(run_id, RemoteType.DEAL, [
-            (deal_id, json.dumps({"deal": raw, "company_id": primaries.get(deal_id)}))
+            (deal_id, _jsonb({"deal": raw, "company_id": primaries.get(deal_id)}))
             for deal_id, raw in ((str(r.get("id", "")), r) for r in chunk)])
         writer.stage(run_id, RemoteType.COMPANY,
-                     [(str(raw.get("id", "")), json.dumps(raw)) for raw in companies])
+                     [(str(raw.get("id", "")), _jsonb(raw)) for raw in companies])
         company_ids.update(p for p in primaries.values() if p)
         _load_companies(ctx, tally, companies)
         log.info("companies: %s closed-won deals to sync so far, %s companies",
@@ -162,6 +162,22 @@ def sync_companies(ctx: StepContext) -> dict[str, int]:
             _load_companies(ctx, tally, [r for r in page if str(r["id"]) in mapped
                                          and str(r["id"]) not in company_ids])
     return tally.counts
+
+
+def _jsonb(value: Any) -> str:
+    """JSON PostgreSQL's jsonb accepts: it refuses the NUL character, which HubSpot may send
+    inside a text value (the map layer drops control characters anyway)."""
+    return json.dumps(_without_nul(value))
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
 
 
 def _with_companies(ctx: StepContext, chunks: Iterator[list[dict[str, Any]]]
