@@ -142,6 +142,20 @@ def _with_rules(*rules: dict[str, Any]) -> Callable[[Env], tuple[bool, list[str]
     return run
 
 
+def _timeouts(env: Env) -> tuple[bool, list[str]]:
+    """Calls that get no answer within the read time-out: abandoned and retried."""
+    before = os.environ.get("HUBSPOT_LEDGER_READ_TIMEOUT")
+    os.environ["HUBSPOT_LEDGER_READ_TIMEOUT"] = "1"
+    try:
+        return _with_rules({"action": "delay", "delay": 2.5, "endpoint": "POST */batch/read",
+                            "first": 2})(env)
+    finally:
+        if before is None:
+            os.environ.pop("HUBSPOT_LEDGER_READ_TIMEOUT", None)
+        else:
+            os.environ["HUBSPOT_LEDGER_READ_TIMEOUT"] = before
+
+
 def _revoked(env: Env) -> tuple[bool, list[str]]:
     """The customer revokes access: the run fails clearly; after reconnecting it completes."""
     env.sandbox.revoke_refresh_tokens(access_tokens=True)
@@ -237,6 +251,7 @@ FAULTS = [
                        "nth": 3})),
     Fault("slow responses", "every search and batch read answers 0.3 s late",
           _with_rules({"action": "delay", "delay": 0.3, "endpoint": "POST *"})),
+    Fault("time-outs", "calls get no answer within the read time-out", _timeouts),
     Fault("connection resets", "the connection drops without an answer now and then",
           _with_rules({"action": "reset", "endpoint": "POST */batch/read", "nth": 2},
                       {"action": "reset", "path": "/crm/v3/objects/products", "nth": 1})),

@@ -36,6 +36,11 @@ DEFAULT_SCOPES = ("oauth", "crm.objects.deals.read", "crm.objects.companies.read
 TIMEOUT = (10.0, 60.0)  # connect, read (seconds)
 
 
+def _timeout() -> tuple[float, float]:
+    """Connect and read time-outs; HUBSPOT_LEDGER_READ_TIMEOUT overrides the read one."""
+    return TIMEOUT[0], float(os.environ.get("HUBSPOT_LEDGER_READ_TIMEOUT", TIMEOUT[1]))
+
+
 class HubSpotError(Exception):
     """A HubSpot call failed. `message` is written for an operator; it never contains tokens."""
 
@@ -216,7 +221,7 @@ class HubSpotHook(BaseHook):
         body = {**form, "client_id": app.client_id, "client_secret": app.client_secret}
         try:
             response = self.session.post(f"{app.api_base}{TOKEN_PATH}", data=body,
-                                         timeout=TIMEOUT)
+                                         timeout=_timeout())
         except requests.RequestException as exc:
             raise HubSpotError(f"HubSpot's token endpoint is unreachable: "
                                f"{type(exc).__name__}") from None
@@ -256,7 +261,7 @@ class HubSpotHook(BaseHook):
 
     def _get_with_token(self, path: str, access_token: str) -> dict[str, Any]:
         try:
-            response = self.session.get(f"{self.app.api_base}{path}", timeout=TIMEOUT,
+            response = self.session.get(f"{self.app.api_base}{path}", timeout=_timeout(),
                                         headers={"Authorization": f"Bearer {access_token}"})
         except requests.RequestException as exc:
             raise HubSpotError(f"HubSpot is unreachable: {type(exc).__name__}") from None
@@ -321,7 +326,7 @@ class HubSpotHook(BaseHook):
         self.requests_sent += 1
         try:
             return self.session.request(method, f"{self.app.api_base}{path}", params=params,
-                                        json=json_body, timeout=TIMEOUT,
+                                        json=json_body, timeout=_timeout(),
                                         headers={"Authorization": f"Bearer {token}"})
         except requests.RequestException as exc:
             raise _Transient(None, reason=f"{type(exc).__name__}") from None
