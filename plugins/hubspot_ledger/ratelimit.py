@@ -36,14 +36,14 @@ def _rate(name: str, default: float) -> float:
 
 
 # With a capacity of one request, calls leave at least 1/rate apart, so any window W holds at
-# most ⌊rate·W⌋ + 1 of them: 104 + 1 = 105 ≤ 110 per 10 s, and ⌊4.4⌋ + 1 = 5 per second for
-# search, with room for jitter (calls bunch up in transit and on a busy server; at 10.5/s and
-# 4.6/s the benchmark on a loaded machine saw a few 429s). Operators whose portal answers 429
-# anyway can lower them (HubSpot's published search limit has varied between 4 and 5 per
-# second).
+# most ⌊rate·W⌋ + 1 of them: 102 + 1 = 103 ≤ 110 per 10 s, and ⌊4.0⌋ + 1 = 5 per second for
+# search. The margin is for jitter: calls bunch up in transit and on a busy server, and the
+# benchmark on a loaded machine drew a few 429s at 10.8/4.9, 10.5/4.6 and 10.4/4.4 (none at
+# these rates, for the same wall time). Operators whose portal answers 429 anyway can lower
+# them (HubSpot's published search limit has varied between 4 and 5 per second).
 BUDGETS = {
-    "general": Budget(capacity=1, rate=_rate("HUBSPOT_LEDGER_GENERAL_RATE", 10.4)),
-    "search": Budget(capacity=1, rate=_rate("HUBSPOT_LEDGER_SEARCH_RATE", 4.4)),
+    "general": Budget(capacity=1, rate=_rate("HUBSPOT_LEDGER_GENERAL_RATE", 10.2)),
+    "search": Budget(capacity=1, rate=_rate("HUBSPOT_LEDGER_SEARCH_RATE", 4.0)),
 }
 
 _TAKE = """
