@@ -56,7 +56,7 @@ bench: $(STAMP)
 # expected, records in the ledger, duplicates, lost.
 CHAOS_ARGS ?= --scale small --runs 2
 chaos: $(STAMP)
-	$(BIN)/python -m hubspot_ledger.chaos $(CHAOS_ARGS)
+	$(BIN)/python -m hubspot_ledger.fault_matrix $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) .airflow .airflow-test .demo .pytest_cache .mypy_cache .ruff_cache

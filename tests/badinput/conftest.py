@@ -10,8 +10,8 @@ import psycopg
 import pytest
 from cryptography.fernet import Fernet
 
-from hubspot_ledger.chaos import new_integration, sandbox_app, sync
 from hubspot_ledger.crypto import KEYS_ENV
+from hubspot_ledger.fault_matrix import new_integration, sandbox_app, sync
 from hubspot_ledger.sandbox.testing import SandboxServer
 
 from .catalogue import build

@@ -1,4 +1,4 @@
-"""The fault matrix (issue 6): every fault of `hubspot_ledger.chaos.FAULTS`, injected into a
+"""The fault matrix (issue 6): every fault of `hubspot_ledger.fault_matrix.FAULTS`, injected into a
 real sync of a small sandbox portal, ends — after Airflow-like retries — with the ledger equal
 to a fault-free run: nothing duplicated, nothing lost. `make chaos` runs the same at a larger
 scale."""
@@ -12,7 +12,8 @@ import psycopg
 import pytest
 from cryptography.fernet import Fernet
 
-from hubspot_ledger.chaos import (
+from hubspot_ledger.crypto import KEYS_ENV
+from hubspot_ledger.fault_matrix import (
     FAULTS,
     Dump,
     Fault,
@@ -22,7 +23,6 @@ from hubspot_ledger.chaos import (
     sandbox_app,
     sync,
 )
-from hubspot_ledger.crypto import KEYS_ENV
 from hubspot_ledger.sandbox.testing import SandboxServer
 
 pytestmark = [pytest.mark.e2e]
