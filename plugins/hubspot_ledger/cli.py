@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from hubspot_ledger.config import apply_airflow_env_defaults
+from hubspot_ledger.display import display_safe
 from hubspot_ledger.errors import UserFacingError
-from hubspot_ledger.ledger.records import IntegrationSettings
+from hubspot_ledger.ledger.records import IntegrationError, IntegrationSettings
 
 
 class CliError(Exception):
@@ -70,10 +71,9 @@ def cmd_connect(args: argparse.Namespace) -> None:
         from hubspot_ledger.crypto import get_cipher
 
         state = sign_state(args.integration, get_cipher().signing_key)
-    integration = complete_connection(args.code, state)
-    if integration.id != args.integration:
-        raise CliError(f"the state belongs to integration {integration.id}, "
-                       f"not {args.integration}")
+    # A state of another integration is refused before the code is spent (nothing changes).
+    integration = complete_connection(args.code, state,
+                                      expected_integration_id=args.integration)
     print(f"integration {integration.id} connected to HubSpot portal {integration.remote_id}"
           f" (currency {integration.currency or 'unknown'})")
 
@@ -88,8 +88,15 @@ def _on_off(value: str) -> bool:
 
 def _print_settings(settings: IntegrationSettings) -> None:
     for key, value in settings.to_dict().items():
-        shown = ("on" if value else "off") if isinstance(value, bool) else (value or "(not set)")
-        print(f"{key:<26} {shown}")
+        print(f"{key:<26} {_setting_shown(value)}")
+
+
+def _setting_shown(value: object) -> str:
+    """A setting as printed: on/off, "(not set)", or the value made safe to show (account codes
+    and the company name are typed by people: display.py)."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return display_safe(str(value)) if value not in (None, "") else "(not set)"
 
 
 def cmd_settings_set(args: argparse.Namespace) -> None:
@@ -111,13 +118,30 @@ def cmd_errors(args: argparse.Namespace) -> None:
     from hubspot_ledger.integration_settings import get_settings
 
     get_settings(args.integration)  # says "does not exist" for an unknown integration
-    errors = LedgerHook().list_errors(args.integration, limit=args.limit)
+    if args.limit < 1:
+        raise UserFacingError("--limit must be 1 or more")
+    errors = LedgerHook().list_errors(args.integration, limit=args.limit,
+                                      open_only=not args.all)
     if not errors:
-        print(f"no errors logged for integration {args.integration}")
+        print(f"no {'errors logged' if args.all else 'open problems'} for integration "
+              f"{args.integration}" + ("" if args.all else " (--all shows the history)"))
     for error in errors:
-        what = f"{error.remote_type} {error.remote_id}" if error.remote_id else \
-            (error.remote_type or "-")
-        print(f"{error.created_at:%Y-%m-%d %H:%M:%S}Z  {what:<24} {error.message}")
+        print(error_line(error, history=args.all))
+
+
+def error_line(error: IntegrationError, *, history: bool = False) -> str:
+    """One errors-log entry as printed: its messages quote HubSpot values, which display.py
+    makes safe to show (one line each; no formula, bidi override or terminal control).
+    Open problems show when they were last seen; the history says what became of each."""
+    what = f"{error.remote_type} {error.remote_id}" if error.remote_id else \
+        (error.remote_type or "-")
+    when = error.last_seen_at or error.created_at
+    state = ""
+    if history:
+        state = ("open      " if error.is_open else
+                 "warning   " if error.severity == "warning" else "resolved  ")
+    return (f"{when:%Y-%m-%d %H:%M:%S}Z  {state}{display_safe(what):<24} "
+            f"{display_safe(error.message)}")
 
 
 def cmd_sync(args: argparse.Namespace) -> None:
@@ -197,9 +221,12 @@ def build_parser() -> argparse.ArgumentParser:
     save.add_argument("--sync-invoices", type=_on_off, metavar="on/off")
     save.set_defaults(func=cmd_settings_set)
 
-    errors = verbs.add_parser("errors", help="print an integration's errors log")
+    errors = verbs.add_parser("errors", help="print an integration's open problems "
+                              "(the records that still fail; --all: the whole errors log)")
     errors.add_argument("--integration", type=int, required=True)
     errors.add_argument("--limit", type=int, default=200)
+    errors.add_argument("--all", action="store_true",
+                        help="the whole history: resolved entries and warnings too")
     errors.set_defaults(func=cmd_errors)
 
     sync = verbs.add_parser("sync", help="run an integration's DAG to completion, in-process")

@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urlparse
 import requests
 
 from hubspot_ledger.config import apply_airflow_env_defaults, prepare_airflow_home
+from hubspot_ledger.display import display_safe, fit
 
 DEMO_ORGANIZATION = "Demo Company"
 DEMO_CUTOFF = dt.date(2024, 1, 1)
@@ -129,8 +130,9 @@ def connect_through_oauth(integration_id: int) -> None:
     if "code" not in query:
         raise RuntimeError(f"consent did not redirect with a code ({redirect.status_code})")
     integration = complete_connection(query["code"][0], query.get("state", [""])[0])
-    print(f"    connected to portal {integration.remote_id} "
-          f"(currency {integration.currency}); tokens stored encrypted")
+    # The portal's id and currency come from HubSpot: shown through display.py like the rest.
+    print(f"    connected to portal {display_safe(str(integration.remote_id))} "
+          f"(currency {display_safe(str(integration.currency))}); tokens stored encrypted")
 
 
 def run_dag(integration_id: int) -> str:
@@ -152,6 +154,9 @@ def run_dag(integration_id: int) -> str:
 
 
 def print_ledger(integration_id: int) -> None:
+    """What landed, as people read it: every value from HubSpot (names, messages) goes through
+    display.py (no formula start, bidi override or control character), and a column too narrow
+    for it shows the cut with "…"."""
     from hubspot_ledger.hooks.ledger import LedgerHook
     from hubspot_ledger.sync.run_report import render
 
@@ -161,7 +166,8 @@ def print_ledger(integration_id: int) -> None:
         print(f"    {table:<26} {count}")
     say("Draft contracts from closed-won deals (first 8)")
     for name, customer, total, currency, lines in hook.contract_overview(integration_id, 8):
-        print(f"    {name[:34]:<34} {customer[:22]:<22} {total:>12,.2f} {currency} "
+        print(f"    {fit(name, 34):<34} {fit(customer, 22):<22} {total:>12,.2f} "
+              f"{display_safe(currency)} "
               f"({lines} obligation{'s' if lines != 1 else ''})")
     run = hook.latest_sync_run(integration_id)
     if run is not None:
@@ -169,12 +175,13 @@ def print_ledger(integration_id: int) -> None:
         errors = hook.count_run_errors(run["id"])
         report = render(run["id"], integration_id, run["status"] == "success", run["counts"],
                         errors, run["message"])
-        print("\n".join(f"    {line}" for line in report.splitlines()))
+        print("\n".join(f"    {display_safe(line)}" for line in report.splitlines()))
         logged = [e for e in hook.list_errors(integration_id) if e.sync_run_id == run["id"]]
         if logged:
             say("Skipped or failed, and why (the errors log: hubspot-ledger errors)")
             for error in logged[:12]:
-                print(f"    {error.remote_type} {error.remote_id}: {error.message}")
+                print(f"    {display_safe(f'{error.remote_type} {error.remote_id}')}: "
+                      f"{display_safe(error.message)}")
 
 
 def main() -> int:

@@ -27,7 +27,29 @@ class SetupIncomplete(UserFacingError):
 
 
 class ConnectFailed(UserFacingError):
-    """R-AUTH-5: the OAuth exchange or validation failed; the integration shows why."""
+    """R-AUTH-5: the OAuth exchange or validation failed. A not-yet-connected integration shows
+    why (status `error`); a connected one keeps working as it was.
+
+    `http_status` says whose move it is: 400 the attempt itself failed (start again, or an
+    operator fixes hubspot_default), 502 HubSpot answered nonsense, 503 HubSpot is unavailable
+    for now (try again later).
+    """
+
+    def __init__(self, message: str, *, http_status: int = 400) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+
+
+class PortalMismatch(ConnectFailed):
+    """DESIGN "one portal per integration": the portal is fixed at the first connection; a
+    consent for another portal is refused and nothing changes."""
+
+    def __init__(self, pinned: str, offered: str) -> None:
+        super().__init__(f"Not connected: this integration is connected to portal {pinned}; "
+                         f"create a new integration for portal {offered} (nothing was changed)",
+                         http_status=409)
+        self.pinned = pinned
+        self.offered = offered
 
 
 class ReconnectRequired(UserFacingError):

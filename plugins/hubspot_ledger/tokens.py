@@ -3,8 +3,20 @@
 Tokens live encrypted in the ledger. A refresh happens when the access token is within five
 minutes of expiry, or when HubSpot answers 401 mid-sync. Refreshes of one integration are
 serialized by a row lock in the ledger, so concurrent tasks end with one valid pair of tokens.
-A revoked refresh token marks the integration `error` ("reconnect HubSpot") and raises
-`ReconnectRequired`, which callers must not retry.
+
+A failed refresh is told apart by its cause, because only one cause is the customer's:
+
+| cause at the token endpoint                 | integration            | raised                   |
+|---------------------------------------------|------------------------|--------------------------|
+| refresh token revoked (BAD_REFRESH_TOKEN)   | `error`, "reconnect"   | ReconnectRequired        |
+| 429, 5xx, time-out, reset (after retries)   | unchanged (`connected`)| HubSpotTemporaryError    |
+| client id/secret refused (invalid_client)   | unchanged              | HubSpotAppRejected       |
+| 200 without usable tokens                   | unchanged              | HubSpotMalformedResponse |
+| any other refusal (4xx)                     | unchanged              | HubSpotAuthError         |
+
+ReconnectRequired and HubSpotAppRejected must not be retried (a person must act: the customer,
+or the operator for the whole deployment); the others are Airflow's task retries' business. In
+every case but a success nothing is stored: the locked transaction rolls back.
 """
 
 from __future__ import annotations
@@ -15,14 +27,18 @@ from collections.abc import Callable
 
 from hubspot_ledger.crypto import TokenCipher, get_cipher
 from hubspot_ledger.errors import ReconnectRequired
-from hubspot_ledger.hooks.hubspot import HubSpotAuthError, HubSpotHook
+from hubspot_ledger.hooks.hubspot import (
+    REVOKED_MESSAGE,
+    HubSpotError,
+    HubSpotHook,
+    HubSpotRefreshTokenRevoked,
+)
 from hubspot_ledger.hooks.ledger import LedgerHook
 from hubspot_ledger.ledger.records import Integration, IntegrationStatus, TokenUpdate
 
 log = logging.getLogger(__name__)
 
 NEAR_EXPIRY = dt.timedelta(minutes=5)  # DESIGN decision: "near expiry" means within 5 minutes
-REVOKED_MESSAGE = "HubSpot access was revoked or has expired: reconnect HubSpot"
 
 Clock = Callable[[], dt.datetime]
 
@@ -85,7 +101,7 @@ class IntegrationTokens:
             assert current.refresh_token is not None
             try:
                 grant = self.hubspot.refresh_tokens(self.cipher.decrypt(current.refresh_token))
-            except HubSpotAuthError as exc:
+            except HubSpotRefreshTokenRevoked as exc:
                 raise _Revoked(str(exc)) from None
             log.info("Refreshed the HubSpot access token of integration %s (valid %ss)",
                      self.integration_id, grant.expires_in)
@@ -93,16 +109,30 @@ class IntegrationTokens:
                 access_token=self.cipher.encrypt(grant.access_token),
                 refresh_token=self.cipher.encrypt(grant.refresh_token),
                 expires_in=grant.expires_in,
-                scope=" ".join(grant.scopes) or (current.scope or ""),
+                # The scopes of a refresh token never change on refresh; the column keeps what
+                # introspection confirmed at connect (connect.py) rather than the token
+                # response's optional, unverified list.
+                scope=current.scope or "",
                 token_created_at=self.clock(),
             )
 
         try:
             return self.ledger.update_tokens_locked(self.integration_id, decide)
         except _Revoked as exc:
+            # R-AUTH-7: the one refresh failure that is the customer's to fix.
             message = f"{REVOKED_MESSAGE} ({exc})" if str(exc) != REVOKED_MESSAGE \
                 else REVOKED_MESSAGE
             self.ledger.set_integration_status(self.integration_id, IntegrationStatus.ERROR,
                                                message)
             log.error("Integration %s: %s", self.integration_id, message)
             raise ReconnectRequired(message) from None
+        except HubSpotError as exc:
+            # Anything else is not the customer's doing: the status (and a working connection
+            # once HubSpot is back, or the operator fixed hubspot_default) stays as it is.
+            # Same class, so that callers and Airflow still tell the causes apart.
+            log.error("Integration %s: refreshing the HubSpot access token failed: %s",
+                      self.integration_id, exc)
+            raise type(exc)(f"Refreshing the HubSpot access token of integration "
+                            f"{self.integration_id} failed: {exc}. Nothing was stored; the "
+                            "integration stays connected (no reconnect needed)",
+                            status=exc.status, code=exc.code) from None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -169,3 +169,69 @@ def test_the_consent_url_needs_an_integration(airflow_api: AirflowApi) -> None:
     response = airflow_api.call("GET", "/auth/")
     assert response.status_code == 422
     assert response.json() == {"detail": "Invalid request: query.integration_id: Field required"}
+
+
+# -- issue 13: one portal per integration, failures by cause, never a bare 500 ---------------------
+
+@pytest.fixture
+def fresh_sandbox(airflow_api: AirflowApi) -> Iterator[AirflowApi]:
+    """The session's sandbox without faults or extra portals (they would leak into others)."""
+    airflow_api.sandbox.reset()
+    yield airflow_api
+    airflow_api.sandbox.reset()
+
+
+def connected_via_api(api: AirflowApi, integration_id: int) -> None:
+    code, state = api.consent(consent_url(api, integration_id))
+    response = deliver(api, "json", code, state)
+    assert response.status_code == 200, response.text
+
+
+def test_a_consent_for_another_portal_is_409_and_changes_nothing(
+        fresh_sandbox: AirflowApi, books: Callable[..., int]) -> None:
+    api = fresh_sandbox
+    integration_id = books()
+    connected_via_api(api, integration_id)
+    before = LedgerHook().get_integration(integration_id)
+    api.sandbox.add_portal(portal_id=99_999)
+    url = consent_url(api, integration_id).replace("/oauth/authorize?",
+                                                   "/oauth/99999/authorize?")
+    code, state = api.consent(url)
+
+    response = deliver(api, "get", code, state)
+
+    assert response.status_code == 409
+    assert response.json() == {"detail": (
+        f"Not connected: this integration is connected to portal {api.sandbox.portal_id}; "
+        "create a new integration for portal 99999 (nothing was changed)")}
+    assert LedgerHook().get_integration(integration_id) == before
+
+
+@pytest.mark.parametrize(("fault", "status_code", "said"), [
+    ({"endpoint": TOKEN_ENDPOINT, "action": "raw", "raw": "<html>proxy</html>",
+      "content_type": "text/html"}, 502, "answered 200 with a body that is not JSON"),
+    ({"endpoint": TOKEN_ENDPOINT, "status": 503, "headers": {"Retry-After": "0"}}, 503,
+     "try again later"),
+    ({"endpoint": "GET /account-info/v3/details", "action": "raw", "raw": "[]"}, 502,
+     "a JSON list instead of an object"),
+], ids=["malformed-token-response", "hubspot-down", "malformed-account-details"])
+def test_hubspot_failing_mid_connect_is_a_json_answer_by_cause(
+        fresh_sandbox: AirflowApi, books: Callable[..., int], fault: dict, status_code: int,
+        said: str) -> None:
+    api = fresh_sandbox
+    fresh, working = books("Fresh Org"), books("Working Org")
+    connected_via_api(api, working)
+    before = LedgerHook().get_integration(working)
+    attempts = {i: api.consent(consent_url(api, i)) for i in (fresh, working)}
+    api.sandbox.add_fault(**fault)
+
+    for code, state in attempts.values():
+        response = deliver(api, "json", code, state)
+        assert response.status_code == status_code, response.text
+        assert set(response.json()) == {"detail"} and said in response.json()["detail"]
+
+    # R-AUTH-5 for the one not working yet; the working one keeps its connection.
+    integration = LedgerHook().get_integration(fresh)
+    assert integration.status == IntegrationStatus.ERROR and integration.access_token is None
+    assert said in (integration.status_message or "")
+    assert LedgerHook().get_integration(working) == before

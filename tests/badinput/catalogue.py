@@ -16,6 +16,9 @@ def rid(n: int) -> str:
 
 P_OK, P_TWIN_A, P_TWIN_B, P_ARCHIVED, P_BARE, P_ODD_TYPE = (rid(1), rid(2), rid(3), rid(4),
                                                             rid(5), rid(6))
+# Issue 13: two SKUs of 306 characters, equal up to character 300 (R-PROD-1: never cut).
+P_LONG_A, P_LONG_B = rid(7), rid(8)
+LONG_SKU_A, LONG_SKU_B = "L" * 300 + "-AAAAA", "L" * 300 + "-BBBBB"
 C_OK, C_DELETED, C_NAMELESS, C_ALSO_CUSTOMER = rid(11), rid(12), rid(13), rid(14)
 
 
@@ -101,10 +104,24 @@ CASES = [
     Case("invoice_unknown_currency", "invoice currency \"ABC\"",
          invoice={"hs_invoice_date": "2025-02-01", "hs_due_date": "2025-03-01",
                   "hs_currency": "ABC"}),
+    # Issue 13, "text safe by construction": identity text is refused, never cut.
+    Case("long_skus_differing_after_300", "two lines selling products whose 306-character SKUs "
+         "differ after character 300",
+         lines=[{"hs_product_id": P_LONG_A}, {"hs_product_id": P_LONG_B}]),
+    Case("invoice_number_too_long", "invoice number of 300 characters",
+         invoice={"hs_number": "N" * 300, "hs_invoice_date": "2025-02-01",
+                  "hs_due_date": "2025-03-01"}),
+]
+# Synced in a portal of their own: until the extract passes every raw page through
+# valid_unicode (issue 13), such a record stops the step it is in (PostgreSQL's jsonb refuses a
+# lone surrogate in the staging table), and with it every other case's outcome.
+ALONE = [
+    Case("lone_surrogate_in_deal_name", "deal name with half an emoji (a lone surrogate, what "
+         "a tool cutting an emoji in half sends)", deal={"dealname": "Half \ud83d emoji"}),
 ]
 
 
-def build(sb: SandboxServer) -> dict[str, tuple[str, str, list[str]]]:
+def build(sb: SandboxServer, cases: list[Case] = CASES) -> dict[str, tuple[str, str, list[str]]]:
     """Upsert the products, companies and every case; returns case key → (type, id, lines)."""
     sb.upsert("products", {"name": "Plain", "hs_sku": "PLAIN-1", "hs_product_type": "service"},
               id=P_OK)
@@ -115,11 +132,13 @@ def build(sb: SandboxServer) -> dict[str, tuple[str, str, list[str]]]:
     sb.upsert("products", {"price": "1"}, id=P_BARE)
     sb.upsert("products", {"name": "Odd", "hs_sku": "ODD-1", "hs_product_type": "spaceship"},
               id=P_ODD_TYPE)
+    sb.upsert("products", {"name": "Long A", "hs_sku": LONG_SKU_A}, id=P_LONG_A)
+    sb.upsert("products", {"name": "Long B", "hs_sku": LONG_SKU_B}, id=P_LONG_B)
     sb.upsert("companies", {"name": "Deleted Co"}, id=C_DELETED)
     sb.upsert("companies", {"domain": "nameless.example"}, id=C_NAMELESS)
     sb.upsert("companies", {"name": "Globex Limited"}, id=C_ALSO_CUSTOMER)
     made: dict[str, tuple[str, str, list[str]]] = {}
-    for n, case in enumerate(CASES, start=1):
+    for n, case in enumerate(cases, start=1):
         try:
             made[case.key] = _build_case(sb, n, case)
         except SandboxAdminError as exc:  # HubSpot itself refuses the value at entry

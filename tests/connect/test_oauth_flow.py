@@ -84,9 +84,10 @@ def test_r_auth_3_code_exchange_through_the_consent_redirect_stores_encrypted_to
 
     # The v3 token endpoint, every parameter in the form body: the query string is empty (the
     # sandbox refuses v3 parameters there, and answers 400 when one is missing from the body).
+    # The granted scopes come from HubSpot's introspection endpoint (issue 13).
     endpoints = [r["endpoint"] for r in env.sandbox.requests()]
     assert endpoints == ["GET /oauth/authorize", "POST /oauth/v3/token",
-                         "GET /account-info/v3/details"]
+                         "GET /account-info/v3/details", "POST /oauth/v3/token/introspect"]
     exchange = env.token_requests()
     assert [(r["path"], r["grant_type"], r["query"], r["status"]) for r in exchange] == [
         ("/oauth/v3/token", "authorization_code", {}, 200)]
@@ -181,18 +182,21 @@ def test_r_auth_5_denied_consent_brings_no_code_and_stores_nothing(env: ConnectE
     assert env.token_requests() == []
 
 
+# Retry-After: 0 keeps the hook's retries (issue 13) quick; they are tested on their own in
+# test_token_endpoint_errors.py.
 @pytest.mark.parametrize(("fault", "message"), [
     ({"endpoint": "POST /oauth/v3/token", "status": 503}, "try again later"),
     ({"endpoint": "GET /account-info/v3/details", "status": 500},
-     "HubSpot answered 500 to GET /account-info/v3/details"),
+     "HubSpot did not answer GET /account-info/v3/details after 4 attempts"),
 ], ids=["token-endpoint-down", "account-details-fail-after-exchange"])
 def test_r_auth_5_hubspot_failing_mid_connect_sets_error_and_stores_nothing(
         env: ConnectEnv, fault: dict[str, Any], message: str) -> None:
     integration_id = env.new_integration()
     code, state = env.consent(auth_url(integration_id))
-    env.sandbox.add_fault(**fault)
-    with pytest.raises(ConnectFailed, match=message):
+    env.sandbox.add_fault(**fault, headers={"Retry-After": "0"})
+    with pytest.raises(ConnectFailed, match=message) as err:
         complete_connection(code, state)
+    assert err.value.http_status == 503  # HubSpot unavailable: try again later
     assert_error(env, integration_id, message)
 
 

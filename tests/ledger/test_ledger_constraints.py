@@ -310,3 +310,30 @@ def test_obligations_go_with_their_contract(ledger: Conn, one_of_everything: Org
     ledger.execute("DELETE FROM ledger.contracts")
     row = ledger.execute("SELECT count(*) FROM ledger.performance_obligations").fetchone()
     assert row == (0,)
+
+
+# --- one portal per integration (issue 13; DESIGN "one portal per integration") ---------------
+
+def test_an_integrations_portal_never_changes_once_connected(ledger: Conn,
+                                                             org_factory: OrgFactory) -> None:
+    acme = org_factory("Acme")
+    ledger.execute("UPDATE ledger.integrations SET remote_id = '62515' WHERE id = %s",
+                   [acme.integration_id])
+    ledger.execute("UPDATE ledger.integrations SET remote_id = '62515', status = 'connected' "
+                   "WHERE id = %s", [acme.integration_id])  # the same portal reconnects
+    with pytest.raises(errors.CheckViolation, match="create a new integration for portal 99999"):
+        ledger.execute("UPDATE ledger.integrations SET remote_id = '99999' WHERE id = %s",
+                       [acme.integration_id])
+    with pytest.raises(errors.CheckViolation):
+        ledger.execute("UPDATE ledger.integrations SET remote_id = NULL WHERE id = %s",
+                       [acme.integration_id])
+
+
+def test_void_is_a_status_of_contracts_and_invoices(ledger: Conn, org_factory: OrgFactory
+                                                    ) -> None:
+    acme = org_factory("Acme")
+    contract = add_contract(ledger, acme)
+    ledger.execute("UPDATE ledger.contracts SET status = 'void' WHERE id = %s", [contract])
+    with pytest.raises(errors.CheckViolation):
+        ledger.execute("UPDATE ledger.contracts SET status = 'deleted' WHERE id = %s",
+                       [contract])

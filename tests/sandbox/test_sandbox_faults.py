@@ -93,6 +93,37 @@ def test_faults_on_the_token_endpoint_and_per_portal(sb: SandboxServer, api: Api
     assert other.get(DEALS).status_code == 500 and api.get(DEALS).status_code == 200
 
 
+def test_raw_answers_any_body_with_any_status(sb: SandboxServer, api: Api) -> None:
+    """A 200 that is not what HubSpot documents: a proxy's page, a half-written body, `{}`, a
+    list. The body is sent byte for byte, with the given content type."""
+    token_url = f"{sb.url}/oauth/v3/token"
+    sb.set_faults([{"endpoint": "POST /oauth/v3/token", "action": "raw",
+                    "raw": "<html>gateway</html>", "content_type": "text/html", "nth": 1},
+                   {"endpoint": "POST /oauth/v3/token", "raw": "[]", "nth": 2},
+                   {"object_type": "deals", "raw": '{"results": [', "status": 502}])
+    page = requests.post(token_url, data={}, timeout=10)
+    assert (page.status_code, page.text) == (200, "<html>gateway</html>")
+    assert page.headers["Content-Type"].startswith("text/html")
+    listed = requests.post(token_url, data={}, timeout=10)
+    assert (listed.status_code, listed.json()) == (200, [])
+    assert listed.headers["Content-Type"] == "application/json"
+    truncated = api.get(DEALS)
+    assert (truncated.status_code, truncated.text) == (502, '{"results": [')
+    assert requests.post(token_url, data={}, timeout=10).status_code == 400  # the real one
+    entry = sb.requests(endpoint="GET /crm/v3/objects/deals")[0]
+    assert entry["status"] == 502 and entry["fault"]
+
+
+def test_fault_headers(sb: SandboxServer, api: Api) -> None:
+    sb.set_faults([{"object_type": "deals", "status": 503, "headers": {"Retry-After": "7"}},
+                   {"object_type": "companies", "raw": "{}", "headers": {"X-Extra": "yes"}}])
+    unavailable = api.get(DEALS)
+    assert unavailable.status_code == 503 and unavailable.headers["Retry-After"] == "7"
+    assert unavailable.json()["category"] == "SERVICE_UNAVAILABLE"  # HubSpot's body still
+    extra = api.get("/crm/v3/objects/companies")
+    assert extra.headers["X-Extra"] == "yes" and extra.json() == {}
+
+
 def test_same_rules_same_outcome(sb: SandboxServer, api: Api) -> None:
     rules: list[dict[str, Any]] = [{"object_type": "deals", "status": 503, "every": 2},
                                    {"object_type": "deals", "status": 429, "nth": 3}]
@@ -107,7 +138,10 @@ def test_same_rules_same_outcome(sb: SandboxServer, api: Api) -> None:
 
 def test_bad_rules_are_refused(sb: SandboxServer) -> None:
     for rule in ({"action": "explode"}, {"status": 200}, {"nth": 1, "every": 2},
-                 {"object_type": "widgets"}, {"colour": "red"}, {"first": 0}):
+                 {"object_type": "widgets"}, {"colour": "red"}, {"first": 0},
+                 {"action": "raw"}, {"raw": 42}, {"raw": "{}", "status": 100},
+                 {"action": "status", "raw": "{}"}, {"status": 503, "headers": {"A": 1}},
+                 {"status": 503, "headers": ["Retry-After: 0"]}):
         with pytest.raises(SandboxAdminError):
             sb.set_faults([rule])
     assert sb.faults() == []

@@ -94,11 +94,25 @@ def test_first_run_reads_everything(portal: Portal) -> None:
 
 
 def test_a_run_with_nothing_new_costs_next_to_nothing(portal: Portal) -> None:
+    failing = {kind: set(_open_problems(portal, kind)) for kind in ("deal", "invoice")}
+    assert failing["deal"] and failing["invoice"], "the tiny portal has records that fail"
     sent = portal.sync()
-    assert len(sent) <= 10, _endpoints(sent)
-    assert all("batch/read" not in e for e in _endpoints(sent)), _endpoints(sent)
+    # Issue 10 "open problems": every run reads again, by id, exactly the records that still
+    # fail (and their lines and companies); nothing else of the portal is read by id.
+    for kind, path in (("deal", "deals"), ("invoice", "invoices")):
+        read = [r for r in sent if r["endpoint"] == f"POST /crm/v3/objects/{path}/batch/read"]
+        assert sum(int(r["inputs"]) for r in read) == len(failing[kind]), _endpoints(sent)
+    retries = [r for r in sent if "batch/read" in r["endpoint"]]
+    # The rest: one search per object type, the changed line items, the archived listings.
+    assert len(sent) - len(retries) <= 10, _endpoints(sent)
     for step, counts in portal.counts().items():
         assert counts["created"] == counts["updated"] == 0, (step, counts)
+
+
+def _open_problems(portal: Portal, remote_type: str) -> list[str]:
+    return [r[0] for r in portal.ledger.execute(
+        "SELECT DISTINCT remote_id FROM ledger.integration_errors WHERE remote_type = %s "
+        "AND resolved_at IS NULL", [remote_type]).fetchall()]
 
 
 def test_an_incremental_run_reads_only_what_changed(portal: Portal) -> None:
@@ -108,12 +122,16 @@ def test_an_incremental_run_reads_only_what_changed(portal: Portal) -> None:
     sb.upsert("deals", {"dealname": "Renamed incrementally"}, id=renamed)
     line = sb.record("deals", repriced)["associations"]["line_items"][0]["id"]
     sb.upsert("line_items", {"price": "777"}, id=line)
+    failing = {kind: _open_problems(portal, kind) for kind in ("deal", "invoice")}
     sent = portal.sync()
     assert portal.contract_name(renamed) == "Renamed incrementally"
     assert portal.counts()["deals"]["updated"] == 2
-    # Only the two changed deals' line items are read, nothing else of the portal.
-    lines = sum(len(sb.record("deals", d)["associations"].get("line_items", []))
-                for d in (renamed, repriced))
+    # Only the line items of the two changed deals and of the records that still fail (retried
+    # every run, issue 10) are read, nothing else of the portal.
+    owners = [("deals", d) for d in (renamed, repriced, *failing["deal"])]
+    owners += [("invoices", i) for i in failing["invoice"]]
+    lines = sum(len(sb.record(kind, i)["associations"].get("line_items", []))
+                for kind, i in owners)
     reads = [r for r in sent if r["endpoint"] == "POST /crm/v3/objects/line_items/batch/read"]
     assert sum(int(r["inputs"]) for r in reads) == lines
     assert "GET /crm/v3/objects/products" not in _endpoints(sent)

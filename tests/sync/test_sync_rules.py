@@ -142,8 +142,16 @@ def test_r_comp_1_companies_of_open_deals_are_absent(run1: Portal) -> None:
     assert run1.local_id("company", C_OPEN_ONLY) is None
     names = {r[0] for r in run1.ledger.execute("SELECT name FROM ledger.customers")}
     assert "Open Deal Co" not in names
-    # Only the primary company of a qualifying deal is pulled, not its other companies.
-    assert run1.local_id("company", C_SECONDARY) is None
+
+
+def test_r_comp_1_every_company_of_a_qualifying_deal_becomes_a_customer(run1: Portal) -> None:
+    # A second company on a closed-won deal (a partner, a subsidiary) is a customer too…
+    secondary = run1.local_id("company", C_SECONDARY)
+    assert secondary is not None
+    assert run1.row("customers", secondary)["name"] == "Secondary Co"
+    # …while the primary one stays the contract's customer (R-DEAL-4).
+    contract = run1.row("contracts", run1.local_id("deal", D_MAIN))
+    assert contract["customer_id"] == run1.local_id("company", C_GLOBEX)
 
 
 def test_r_comp_2_and_r_deal_4_primary_company_becomes_the_customer(run1: Portal) -> None:

@@ -7,7 +7,7 @@ import pytest
 from hubspot_ledger.errors import SetupIncomplete
 from hubspot_ledger.ledger.records import IntegrationSettings, ItemType
 from hubspot_ledger.sync.mapping import MappingContext, map_product_to_item
-from hubspot_ledger.sync.models import Product
+from hubspot_ledger.sync.models import BadValue, Product
 
 pytestmark = pytest.mark.unit
 
@@ -54,8 +54,14 @@ def test_r_prod_2_product_without_a_name_is_named_after_its_sku(name: str | None
 
 def test_r_prod_2_10000_character_name_is_capped_and_description_kept() -> None:
     item = map_product_to_item(product(name="n" * 10_000, description="d" * 10_000), context())
-    assert len(item.name) == 255
+    assert len(item.name) == 255 and item.name.endswith("…")  # the cut shows (issue 13)
     assert item.description == "d" * 10_000
+
+
+def test_r_prod_1_sku_is_never_cut_too_long_is_refused() -> None:
+    # Issue 13: a cut SKU could be another product's; see test_text_safety.py.
+    with pytest.raises(BadValue, match="SKU .* is 256 characters long"):
+        map_product_to_item(product(hs_sku="s" * 256), context())
 
 
 @pytest.mark.parametrize(("hs_type", "expected"), [

@@ -94,8 +94,10 @@ def test_descriptions_keep_newlines_and_tabs_but_lose_other_control_characters()
     assert clean_text("Line 1\r\nLine\t2\x0b\x1b[31m\rLine 3") == "Line 1\nLine\t2[31m\nLine 3"
 
 
-def test_lone_surrogates_are_removed_because_postgres_cannot_store_them() -> None:
-    assert clean_line("bad\ud800name") == "badname"
+def test_lone_surrogates_become_u_fffd_because_postgres_cannot_store_them() -> None:
+    # As valid_unicode does with raw pages (issue 13): a visible mark where a character was lost.
+    assert clean_line("bad\ud800name") == "bad\ufffdname"
+    assert clean_text("half \ud83d emoji\n") == "half \ufffd emoji"
 
 
 def test_10000_character_name_is_capped_at_255_with_an_ellipsis() -> None:
@@ -107,6 +109,16 @@ def test_10000_character_description_is_kept_whole_and_longer_ones_capped() -> N
     assert clean_text("d" * 10_000) == "d" * 10_000
     capped = clean_text("d" * 20_000)
     assert capped is not None and len(capped) == 10_000 and capped.endswith("…")
+
+
+def test_identity_text_is_cleaned_but_never_cut() -> None:
+    # Issue 13: a SKU or invoice number is the record's identity; too long means refused.
+    record = Product.from_api({"id": "5", "properties": {"hs_sku": " A\x00B\n1 "}})
+    assert record.identity("hs_sku", fallback="HS_5") == "AB 1"
+    assert Product.from_api({"id": "5"}).identity("hs_sku", fallback="HS_5") == "HS_5"
+    assert Product.from_api({"id": "5"}).identity("hs_sku") is None
+    with pytest.raises(BadValue, match="is 256 characters long, where the ledger takes at most"):
+        Product.from_api({"id": "5", "properties": {"hs_sku": "x" * 256}}).identity("hs_sku")
 
 
 def test_sql_metacharacters_are_just_characters() -> None:

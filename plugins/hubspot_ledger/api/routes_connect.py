@@ -3,17 +3,27 @@ redirect comes back; no Airflow user, the signed, expiring, single-use state vou
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
+from airflow.sdk.exceptions import AirflowNotFoundException
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from starlette.concurrency import run_in_threadpool
 
 from hubspot_ledger.api.auth import Access, can_change
 from hubspot_ledger.api.schemas import Connected, ConsentUrl
 from hubspot_ledger.connect import auth_url, complete_connection
-from hubspot_ledger.errors import InvalidInput
+from hubspot_ledger.errors import InvalidInput, UserFacingError
+from hubspot_ledger.hooks.hubspot import HubSpotError
+from hubspot_ledger.ledger.errors import LedgerSchemaError, LedgerUnavailableError, first_line
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["connect"])
+
+# Failures the app's handlers already answer with their JSON status and message (app.py).
+_ANSWERED = (UserFacingError, HubSpotError, LedgerUnavailableError, LedgerSchemaError,
+             AirflowNotFoundException)
 
 
 @router.get("/auth/", summary="HubSpot consent URL of an integration (?integration_id=N)")
@@ -55,5 +65,17 @@ async def oauth_callback(request: Request) -> Connected:
         # An OAuth callback's bad request (no code; a tampered, expired or used state) is
         # answered as OAuth answers one: 400. Nothing was changed.
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
+    except _ANSWERED:
+        raise
+    except Exception as exc:
+        # A bug, not a cause we know: still one JSON line for the front end, never a bare 500.
+        # Logged by type and first line only: a database error's detail can quote the row,
+        # (encrypted) tokens included.
+        log.error("The OAuth callback failed unexpectedly: %s: %s", type(exc).__name__,
+                  first_line(exc))
+        raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR,
+                            f"Connecting HubSpot failed unexpectedly ({type(exc).__name__}); "
+                            "the api-server log has the details. Start the connection again; "
+                            "if it fails again, an operator must look into it") from None
     return Connected(status=str(integration.status), integration_id=integration.id,
                      portal_id=integration.remote_id, currency=integration.currency)

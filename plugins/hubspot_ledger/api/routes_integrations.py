@@ -59,8 +59,12 @@ def write_settings(access: Annotated[Access, Depends(can_change)],
     return Settings.of(settings, missing_settings(settings))
 
 
-@router.get("/errors/", summary="The integration's errors log, newest first")
+@router.get("/errors/", summary="The integration's open problems (all=true: the whole "
+            "errors log), newest first")
 def read_errors(access: Annotated[Access, Depends(can_read)],
-                limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> ErrorsLog:
+                limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+                all: Annotated[bool, Query(description="include resolved entries and "
+                                                        "warnings")] = False) -> ErrorsLog:
     return ErrorsLog.of(access.integration_id,
-                        LedgerHook().list_errors(access.integration_id, limit=limit))
+                        LedgerHook().list_errors(access.integration_id, limit=limit,
+                                                 open_only=not all))

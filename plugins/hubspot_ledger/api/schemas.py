@@ -76,6 +76,11 @@ class ErrorEntry(BaseModel):
     remote_id: str | None
     message: str
     created_at: dt.datetime
+    last_seen_at: dt.datetime | None = None
+    resolved_at: dt.datetime | None = Field(
+        default=None, description="null while the record still fails (an open problem)")
+    severity: str = "error"
+    open: bool = True
 
 
 class ErrorsLog(BaseModel):

@@ -10,10 +10,13 @@ and raises on non-2xx before HubSpot's error body and `Retry-After` can be read.
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
 import json
 import logging
 import os
-from collections.abc import Iterator, Sequence
+import re
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Protocol, TypeVar
@@ -22,6 +25,7 @@ from urllib.parse import urlencode
 import requests
 import tenacity
 from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import AirflowFailException
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +33,7 @@ DEFAULT_API_BASE = "https://api.hubapi.com"
 DEFAULT_AUTHORIZE_URL = "https://app.hubspot.com/oauth/authorize"
 # The v1 token endpoint is sunset on 2027-02-16; v3 takes every parameter in the form body.
 TOKEN_PATH = "/oauth/v3/token"  # noqa: S105 - a path, not a secret
+INTROSPECT_PATH = "/oauth/v3/token/introspect"
 ACCOUNT_DETAILS_PATH = "/account-info/v3/details"
 DEFAULT_SCOPES = ("oauth", "crm.objects.deals.read", "crm.objects.companies.read",
                   "crm.objects.line_items.read", "crm.objects.products.read",
@@ -53,6 +58,28 @@ class HubSpotError(Exception):
 
 class HubSpotAuthError(HubSpotError):
     """OAuth failed in a way only a person can fix (reconnect, fix the app's settings)."""
+
+
+class HubSpotRefreshTokenRevoked(HubSpotAuthError):
+    """HubSpot refused the refresh token (`BAD_REFRESH_TOKEN` / `invalid_grant`): the customer
+    revoked access or uninstalled the app. Only reconnecting helps (R-AUTH-7)."""
+
+
+class HubSpotAppRejected(HubSpotAuthError, AirflowFailException):
+    """HubSpot refused the deployment's app itself (client id, client secret, redirect URI of
+    `hubspot_default`, R-AUTH-1). No integration is at fault and no retry can succeed, so it
+    is also an `AirflowFailException`: a task that lets it through fails at once, without
+    Airflow's retries (every integration's run would otherwise retry into the same wall)."""
+
+
+class HubSpotTemporaryError(HubSpotError):
+    """HubSpot did not answer usefully (429, 5xx, time-out, connection reset), even after the
+    hook's retries. Nothing was changed; a later attempt (Airflow's task retry) may succeed."""
+
+
+class HubSpotMalformedResponse(HubSpotError):
+    """HubSpot answered 200 with a body that is not what its API documents (not JSON, not an
+    object, a required field missing or of the wrong type). Nothing from it was used."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +107,15 @@ class TokenGrant:
 
     def __repr__(self) -> str:
         return f"TokenGrant(expires_in={self.expires_in}, hub_id={self.hub_id}, scopes=...)"
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """What HubSpot's introspection endpoint says about an access token (never the token)."""
+
+    active: bool
+    scopes: tuple[str, ...]
+    hub_id: int | None
 
 
 @dataclass(frozen=True)
@@ -129,36 +165,159 @@ def _scopes(value: Any) -> tuple[str, ...]:
     return tuple(text.split())
 
 
-# HubSpot's token-endpoint statuses → what the operator must do (R-AUTH-5).
-_OAUTH_MESSAGES = {
+# The deployment's app was refused (R-AUTH-1): an operator fixes `hubspot_default`, nobody
+# reconnects. The first words are the same for every cause, so that an operator can grep them.
+APP_REFUSED = "The HubSpot app's client id/secret in the hubspot_default connection were refused"
+_APP_MESSAGES = {
+    "BAD_CLIENT_ID": f"{APP_REFUSED}: HubSpot does not know the client id; check the login of "
+                     "the hubspot_default connection",
+    "BAD_CLIENT_SECRET": f"{APP_REFUSED}: HubSpot rejected the client secret; check the "
+                         "password of the hubspot_default connection",
+    "invalid_client": f"{APP_REFUSED}; check the login (client id) and password (client secret) "
+                      "of the hubspot_default connection",
     "BAD_REDIRECT_URI": "HubSpot refused the redirect URI: the redirect_uri of the "
                         "hubspot_default connection must match the app's redirect URL exactly",
-    "BAD_CLIENT_ID": "HubSpot does not know this app: check the client id (login) of the "
-                     "hubspot_default connection",
-    "BAD_CLIENT_SECRET": "HubSpot rejected the app's client secret: check the password of the "
-                         "hubspot_default connection",
+}
+REVOKED_MESSAGE = "HubSpot access was revoked or has expired: reconnect HubSpot"
+# What the customer must do about a refused authorization code (R-AUTH-5).
+_CODE_MESSAGES = {
     "BAD_AUTH_CODE": "The HubSpot authorization code is invalid or was already used: "
                      "connect HubSpot again",
     "EXPIRED_AUTH_CODE": "The HubSpot authorization code has expired: connect HubSpot again",
-    "BAD_REFRESH_TOKEN": "HubSpot access was revoked or has expired: reconnect HubSpot",
 }
 
 
-def _oauth_error(response: requests.Response) -> HubSpotAuthError:
+def _oauth_error(response: requests.Response, grant_type: str | None) -> HubSpotError:
+    """HubSpot's refusal (a 4xx other than 429) of an OAuth call, classified by its cause.
+
+    Only `BAD_REFRESH_TOKEN` / `invalid_grant` of a refresh means the customer must reconnect
+    (R-AUTH-7); `invalid_client` and friends are the deployment's fault; anything else says
+    what HubSpot said, and is retried by Airflow like any failed task.
+    """
     try:
         body = response.json()
     except ValueError:
+        body = None
+    if not isinstance(body, dict):
         body = {}
     status = str(body.get("status") or "")
     error = str(body.get("error") or "")
-    message = _OAUTH_MESSAGES.get(status)
-    if message is None and error == "invalid_client":
-        message = "HubSpot rejected the app's client id or secret: check the hubspot_default " \
-                  "connection"
+    code = status or error
+    app_message = _APP_MESSAGES.get(status) or _APP_MESSAGES.get(error)
+    if app_message is not None:
+        return HubSpotAppRejected(app_message, status=response.status_code, code=code)
+    if grant_type == "refresh_token" and (status == "BAD_REFRESH_TOKEN"
+                                          or error == "invalid_grant"):
+        return HubSpotRefreshTokenRevoked(REVOKED_MESSAGE, status=response.status_code,
+                                          code=code)
+    message = _CODE_MESSAGES.get(status)
+    if message is None and grant_type == "authorization_code" and error == "invalid_grant":
+        message = _CODE_MESSAGES["BAD_AUTH_CODE"]
     if message is None:
-        detail = body.get("error_description") or body.get("message") or response.reason
-        message = f"HubSpot OAuth failed ({response.status_code} {error or status}): {detail}"
-    return HubSpotAuthError(message, status=response.status_code, code=status or error)
+        detail = str(body.get("error_description") or body.get("message") or response.reason
+                     or "no detail")
+        message = (f"HubSpot refused the OAuth request ({response.status_code} "
+                   f"{code or 'without an error code'}): {detail}")
+    return HubSpotAuthError(message, status=response.status_code, code=code)
+
+
+_JSON_KINDS = {list: "list", str: "string", int: "number", float: "number", bool: "boolean"}
+
+
+def _json_object(response: requests.Response, what: str) -> dict[str, Any]:
+    """The 200 body as a JSON object, or HubSpotMalformedResponse saying what it was instead.
+    The body itself is never quoted: it may hold tokens."""
+    try:
+        body = response.json()
+    except ValueError:
+        raise HubSpotMalformedResponse(f"{what} answered 200 with a body that is not JSON "
+                                       f"({response.headers.get('Content-Type') or 'no type'})",
+                                       status=200) from None
+    if not isinstance(body, dict):
+        kind = "null" if body is None else _JSON_KINDS.get(type(body), type(body).__name__)
+        raise HubSpotMalformedResponse(f"{what} answered 200 with a JSON {kind} instead of an "
+                                       "object", status=200)
+    if not body:
+        raise HubSpotMalformedResponse(f"{what} answered 200 with an empty JSON object",
+                                       status=200)
+    return body
+
+
+def _positive_int(value: Any) -> int | None:
+    """An int (or a string of digits) above zero, else None. bool is not a number here."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value > 0 else None
+    if isinstance(value, str) and value.isdigit() and int(value) > 0:
+        return int(value)
+    return None
+
+
+def _scope_list(value: Any) -> tuple[str, ...] | None:
+    """HubSpot's `scopes`: a list of strings (a space-separated string is accepted too)."""
+    if isinstance(value, str):
+        return tuple(value.split())
+    if isinstance(value, list) and all(isinstance(s, str) for s in value):
+        return tuple(value)
+    return None
+
+
+def _token_grant(response: requests.Response) -> TokenGrant:
+    """The token endpoint's 200, checked field by field (hubspot-api.md §1.2)."""
+    what = "HubSpot's token endpoint"
+    data = _json_object(response, what)
+    problems = [f"{name} is missing or empty" for name in ("access_token", "refresh_token")
+                if not isinstance(data.get(name), str) or not data[name].strip()]
+    expires_in = _positive_int(data.get("expires_in"))
+    if expires_in is None:
+        problems.append("expires_in is missing or not a number of seconds")
+    if problems:
+        raise HubSpotMalformedResponse(f"{what} answered 200 without a usable token "
+                                       f"({'; '.join(problems)})", status=200)
+    assert expires_in is not None
+    return TokenGrant(access_token=data["access_token"], refresh_token=data["refresh_token"],
+                      expires_in=expires_in, scopes=_scope_list(data.get("scopes")) or (),
+                      hub_id=_positive_int(data.get("hub_id")))
+
+
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+
+
+def _account_details(response: requests.Response) -> AccountDetails:
+    """Account details (hubspot-api.md §1.5), checked: a portal id is a must; a currency, when
+    given, must be an ISO code (the ledger stores nothing else)."""
+    what = f"HubSpot's account details ({ACCOUNT_DETAILS_PATH})"
+    data = _json_object(response, what)
+    portal_id = _positive_int(data.get("portalId"))
+    if portal_id is None:
+        raise HubSpotMalformedResponse(f"{what} answered 200 without a usable portal id",
+                                       status=200)
+    currency = data.get("companyCurrency") or None
+    if currency is not None and (not isinstance(currency, str)
+                                 or not _CURRENCY.match(currency.upper())):
+        raise HubSpotMalformedResponse(f"{what} answered 200 with a company currency that is "
+                                       "not an ISO 4217 code", status=200)
+    ui_domain = data.get("uiDomain") or "app.hubspot.com"
+    if not isinstance(ui_domain, str):
+        raise HubSpotMalformedResponse(f"{what} answered 200 with a uiDomain that is not a "
+                                       "host name", status=200)
+    time_zone = data.get("timeZone")
+    return AccountDetails(portal_id=portal_id, currency=currency.upper() if currency else None,
+                          ui_domain=ui_domain,
+                          time_zone=time_zone if isinstance(time_zone, str) else None)
+
+
+def _token_info(response: requests.Response) -> TokenInfo:
+    what = "HubSpot's token introspection"
+    data = _json_object(response, what)
+    if data.get("active") is not True:
+        return TokenInfo(active=False, scopes=(), hub_id=None)
+    scopes = _scope_list(data.get("scopes"))
+    if scopes is None:
+        raise HubSpotMalformedResponse(f"{what} answered 200 without a list of scopes",
+                                       status=200)
+    return TokenInfo(active=True, scopes=scopes, hub_id=_positive_int(data.get("hub_id")))
 
 
 class HubSpotHook(BaseHook):
@@ -216,60 +375,97 @@ class HubSpotHook(BaseHook):
                            "scope": " ".join(app.scopes), "state": state})
         return f"{app.authorize_url}?{query}"
 
+    def _oauth_call(self, method: str, path: str, *, form: dict[str, str] | None = None,
+                    access_token: str | None = None) -> requests.Response:
+        """One call of the OAuth or account API, retried with back-off on 429, 5xx, time-outs
+        and dropped connections (Retry-After honoured, capped at a minute).
+
+        Returns the final response when it is not one of those (the caller reads its status);
+        raises HubSpotTemporaryError when every attempt failed that way. These calls do not
+        spend the portal's API budget, so the rate limiter stays out of them.
+        """
+        url = f"{self.app.api_base}{path}"
+        headers = {"Authorization": f"Bearer {access_token}"} if access_token else None
+
+        def once() -> requests.Response:
+            try:
+                response = self.session.request(method, url, data=form, headers=headers,
+                                                timeout=_timeout())
+            except requests.ConnectTimeout:
+                raise _Transient(None, reason=f"could not connect within {_timeout()[0]:g}s"
+                                 ) from None
+            except requests.Timeout:
+                raise _Transient(None, reason=f"no answer within {_timeout()[1]:g}s") from None
+            except requests.RequestException as exc:
+                # The type only: a requests message can carry the URL and, in theory, more.
+                raise _Transient(None, reason=f"connection failed ({type(exc).__name__})"
+                                 ) from None
+            if response.status_code == 429 or response.status_code >= 500:
+                raise _Transient(response)
+            return response
+
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(_Transient),
+            wait=_wait_retry_after_or(OAUTH_BACKOFF),
+            stop=tenacity.stop_after_attempt(OAUTH_ATTEMPTS),
+            before_sleep=lambda state: _log_retry(state, f"{method} {path}", OAUTH_ATTEMPTS),
+            reraise=True,
+        )
+        try:
+            response: requests.Response = retrying(once)
+        except _Transient as exc:
+            raise HubSpotTemporaryError(
+                f"HubSpot did not answer {method} {path} after {OAUTH_ATTEMPTS} attempts "
+                f"(last: {exc}): HubSpot is unavailable for now; try again later",
+                status=exc.status) from None
+        return response
+
     def _token_request(self, form: dict[str, str]) -> TokenGrant:
         app = self.app
         body = {**form, "client_id": app.client_id, "client_secret": app.client_secret}
-        try:
-            response = self.session.post(f"{app.api_base}{TOKEN_PATH}", data=body,
-                                         timeout=_timeout())
-        except requests.RequestException as exc:
-            raise HubSpotError(f"HubSpot's token endpoint is unreachable: "
-                               f"{type(exc).__name__}") from None
-        if response.status_code >= 500:
-            raise HubSpotError(f"HubSpot's token endpoint failed ({response.status_code}); "
-                               "try again later", status=response.status_code)
+        response = self._oauth_call("POST", TOKEN_PATH, form=body)
         if response.status_code != 200:
-            raise _oauth_error(response)
-        data = response.json()
-        return TokenGrant(access_token=data["access_token"], refresh_token=data["refresh_token"],
-                          expires_in=int(data["expires_in"]),
-                          scopes=tuple(data.get("scopes") or ()),
-                          hub_id=int(data["hub_id"]) if data.get("hub_id") else None)
+            raise _oauth_error(response, form.get("grant_type"))
+        return _token_grant(response)
 
     def exchange_code(self, code: str) -> TokenGrant:
-        """Authorization code → tokens (R-AUTH-3). Raises HubSpotAuthError saying what to fix."""
-        grant = self._token_request({"grant_type": "authorization_code", "code": code,
-                                     "redirect_uri": self.app.redirect_uri})
-        missing = [s for s in self.app.scopes if grant.scopes and s not in grant.scopes]
-        if missing:
-            raise HubSpotAuthError(f"HubSpot did not grant the scopes {', '.join(missing)}: "
-                                   "reconnect and approve every requested scope",
-                                   code="MISSING_SCOPES")
-        return grant
+        """Authorization code → tokens (R-AUTH-3). Raises a HubSpotError subclass by cause.
+
+        Retrying an exchange after a time-out may find the code already spent: HubSpot then
+        says BAD_AUTH_CODE, and the message asks for a new connection, which is right.
+        """
+        return self._token_request({"grant_type": "authorization_code", "code": code,
+                                    "redirect_uri": self.app.redirect_uri})
+
+    def missing_scopes(self, granted: Sequence[str]) -> list[str]:
+        """The scopes of the deployment's app that `granted` lacks."""
+        return [s for s in self.app.scopes if s not in granted]
 
     def refresh_tokens(self, refresh_token: str) -> TokenGrant:
-        """A new access token (R-AUTH-6); a revoked refresh token raises HubSpotAuthError."""
+        """A new access token (R-AUTH-6). A revoked refresh token raises
+        HubSpotRefreshTokenRevoked, a refused app HubSpotAppRejected, HubSpot being unavailable
+        HubSpotTemporaryError, a 200 without usable tokens HubSpotMalformedResponse."""
         return self._token_request({"grant_type": "refresh_token",
                                     "refresh_token": refresh_token})
 
-    def account_details(self, access_token: str) -> AccountDetails:
-        data = self._get_with_token(ACCOUNT_DETAILS_PATH, access_token)
-        return AccountDetails(portal_id=int(data["portalId"]),
-                              currency=data.get("companyCurrency") or None,
-                              ui_domain=str(data.get("uiDomain") or "app.hubspot.com"),
-                              time_zone=data.get("timeZone"))
-
-    def _get_with_token(self, path: str, access_token: str) -> dict[str, Any]:
-        try:
-            response = self.session.get(f"{self.app.api_base}{path}", timeout=_timeout(),
-                                        headers={"Authorization": f"Bearer {access_token}"})
-        except requests.RequestException as exc:
-            raise HubSpotError(f"HubSpot is unreachable: {type(exc).__name__}") from None
+    def introspect(self, access_token: str) -> TokenInfo:
+        """What HubSpot says about an access token, notably the scopes granted to it: the token
+        endpoint's own answer need not list them (hubspot-api.md §1.4)."""
+        app = self.app
+        response = self._oauth_call("POST", INTROSPECT_PATH, form={
+            "client_id": app.client_id, "client_secret": app.client_secret,
+            "token": access_token, "token_type_hint": "access_token"})
         if response.status_code != 200:
-            raise HubSpotError(f"HubSpot answered {response.status_code} to GET {path}",
+            raise _oauth_error(response, None)
+        return _token_info(response)
+
+    def account_details(self, access_token: str) -> AccountDetails:
+        response = self._oauth_call("GET", ACCOUNT_DETAILS_PATH, access_token=access_token)
+        if response.status_code != 200:
+            raise HubSpotError(f"HubSpot refused GET {ACCOUNT_DETAILS_PATH} "
+                               f"({response.status_code}): {_error_message(response)}",
                                status=response.status_code)
-        result: dict[str, Any] = response.json()
-        return result
+        return _account_details(response)
 
     # -- authenticated API calls --------------------------------------------------------
 
@@ -332,10 +528,7 @@ class HubSpotHook(BaseHook):
             raise _Transient(None, reason=f"{type(exc).__name__}") from None
 
     def _log_retry(self, state: tenacity.RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        wait = state.next_action.sleep if state.next_action else 0
-        log.warning("HubSpot call failed (%s); retry %d/%d in %.1fs", exc, state.attempt_number,
-                    MAX_ATTEMPTS - 1, wait)
+        _log_retry(state, "HubSpot call", MAX_ATTEMPTS)
 
 
     # -- CRM reads: each generator yields pages (lists of raw records) ---------------------
@@ -392,11 +585,14 @@ class HubSpotHook(BaseHook):
             if not restart:
                 return
 
-    def batch_read(self, object_type: str, ids: Sequence[str], properties: Sequence[str]
-                   ) -> Iterator[list[dict[str, Any]]]:
-        """Records by id, 100 per request. Ids HubSpot does not know are logged and left out."""
+    def batch_read(self, object_type: str, ids: Sequence[str], properties: Sequence[str],
+                   *, archived: bool = False) -> Iterator[list[dict[str, Any]]]:
+        """Records by id, 100 per request. Ids HubSpot does not know are logged and left out.
+        `archived=True` reads records in HubSpot's recycle bin instead of live ones."""
+        params = {"archived": "true"} if archived else None
         for chunk in _chunks(ids, BATCH_READ):
             body = self.request("POST", f"/crm/v3/objects/{object_type}/batch/read",
+                                params=params,
                                 json_body={"inputs": [{"id": i} for i in chunk],
                                            "properties": list(properties)})
             for error in body.get("errors") or []:
@@ -444,7 +640,36 @@ T = TypeVar("T")
 def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
 BACKOFF = tenacity.wait_exponential_jitter(initial=1, max=60, jitter=1)
+# OAuth and account calls (token endpoint, introspection, account details): a few quick tries
+# ride out a blip (~4 s in all without Retry-After); a longer outage is Airflow's task retries'
+# business, and a person connecting a portal should not wait minutes for an answer.
+OAUTH_ATTEMPTS = 4
+OAUTH_BACKOFF = tenacity.wait_exponential_jitter(initial=0.5, max=10, jitter=0.5)
+# A Retry-After is honoured up to this many seconds: a longer one would hold a worker slot (or
+# an operator's browser) idle; the retry after it is Airflow's.
+RETRY_AFTER_CAP = 60.0
+
+
+def retry_after_seconds(header: str | None, now: dt.datetime | None = None) -> float | None:
+    """Retry-After as seconds (RFC 9110: a number of seconds or an HTTP date), capped at
+    RETRY_AFTER_CAP; None when absent or unreadable."""
+    if not header:
+        return None
+    text = header.strip()
+    if text.replace(".", "", 1).isdigit():
+        seconds = float(text)
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+        seconds = (when - (now or dt.datetime.now(dt.UTC))).total_seconds()
+    return min(max(seconds, 0.0), RETRY_AFTER_CAP)
 
 
 class _Transient(Exception):
@@ -455,23 +680,35 @@ class _Transient(Exception):
         self.retry_after: float | None = None
         if response is not None:
             reason = f"{response.status_code} {_error_message(response)}"
-            header = response.headers.get("Retry-After")
-            if header and header.replace(".", "", 1).isdigit():
-                self.retry_after = float(header)
-            elif response.status_code == 429:
+            self.retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+            if self.retry_after is None and response.status_code == 429:
                 # HubSpot's 429s carry no Retry-After: wait out its rolling window instead.
                 interval = response.headers.get("X-HubSpot-RateLimit-Interval-Milliseconds")
-                self.retry_after = int(interval) / 1000 if interval and interval.isdigit() \
-                    else 1.0
+                self.retry_after = min(int(interval) / 1000, RETRY_AFTER_CAP) \
+                    if interval and interval.isdigit() else 1.0
         super().__init__(reason)
 
 
-def _wait_retry_after_or_backoff(state: tenacity.RetryCallState) -> float:
+def _wait_retry_after_or(backoff: tenacity.wait.wait_base
+                         ) -> Callable[[tenacity.RetryCallState], float]:
+    """Wait what HubSpot asked for (plus a little jitter), or else `backoff`."""
+    def wait(state: tenacity.RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        pause = float(backoff(state))
+        if isinstance(exc, _Transient) and exc.retry_after is not None:
+            return exc.retry_after + pause % 1  # keep a little jitter
+        return pause
+    return wait
+
+
+_wait_retry_after_or_backoff = _wait_retry_after_or(BACKOFF)
+
+
+def _log_retry(state: tenacity.RetryCallState, what: str, attempts: int) -> None:
     exc = state.outcome.exception() if state.outcome else None
-    backoff = float(BACKOFF(state))
-    if isinstance(exc, _Transient) and exc.retry_after is not None:
-        return max(exc.retry_after, 0.0) + backoff % 1  # keep a little jitter
-    return backoff
+    wait = state.next_action.sleep if state.next_action else 0
+    log.warning("%s failed (%s); retry %d/%d in %.1fs", what, exc, state.attempt_number,
+                attempts - 1, wait)
 
 
 # Requests of the portal's daily budget this sync leaves unused (HubSpot's daily limit is shared

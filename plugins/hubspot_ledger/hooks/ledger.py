@@ -29,6 +29,7 @@ from hubspot_ledger.ledger.errors import (
     NotFoundError,
     first_line,
 )
+from hubspot_ledger.ledger.problems import count_open
 from hubspot_ledger.ledger.records import (
     ACCOUNT_SETTINGS,
     AccountType,
@@ -253,28 +254,51 @@ class LedgerHook(PostgresHook):
             return self._select_integration(conn, integration_id)
 
     def set_integration_status(self, integration_id: int, status: IntegrationStatus,
-                               message: str | None = None) -> None:
+                               message: str | None = None, *,
+                               unless: IntegrationStatus | None = None) -> bool:
+        """Set status and message; with `unless`, only if the status is not that one now (one
+        statement, so a concurrent change cannot slip in between). True if it was set."""
         with self._session() as conn, conn.transaction():
-            found = conn.execute(
-                "UPDATE ledger.integrations SET status = %s, status_message = %s WHERE id = %s",
-                [status.value, message, integration_id],
-            ).rowcount
-        if not found:
+            row = conn.execute(
+                "UPDATE ledger.integrations SET status = CASE WHEN status = %(unless)s "
+                "THEN status ELSE %(status)s END, status_message = CASE WHEN status = "
+                "%(unless)s THEN status_message ELSE %(message)s END WHERE id = %(id)s "
+                "RETURNING status = %(status)s AND status_message IS NOT DISTINCT FROM "
+                "%(message)s",
+                {"status": status.value, "message": message, "id": integration_id,
+                 "unless": unless.value if unless is not None else None},
+            ).fetchone()
+        if row is None:
             raise NotFoundError(f"integration {integration_id} does not exist")
+        return bool(row[0])
 
     def store_connection(self, integration_id: int, tokens: TokenUpdate, *, remote_id: str,
-                         currency: str | None, ui_domain: str) -> None:
-        """Tokens (ciphertext) and portal details of a successful connect, status connected."""
+                         currency: str | None, ui_domain: str) -> str | None:
+        """Tokens (ciphertext) and portal details of a successful connect, status connected.
+
+        One portal per integration (DESIGN): the portal id is fixed by the first connection,
+        so this stores nothing when the integration is already connected to another portal
+        and returns that portal's id instead (None: stored). An empty `tokens.scope` keeps the
+        stored scope (HubSpot could not say which scopes it granted).
+        """
         with self._session() as conn, conn.transaction():
-            conn.execute(
+            row = conn.execute(
                 "UPDATE ledger.integrations SET access_token = %s, refresh_token = %s, "
-                "expires_in = %s, scope = %s, token_created_at = %s, remote_id = %s, "
-                "currency = %s, ui_domain = %s, status = %s, status_message = NULL "
-                "WHERE id = %s",
+                "expires_in = %s, scope = COALESCE(NULLIF(%s, ''), scope), "
+                "token_created_at = %s, remote_id = %s, currency = %s, ui_domain = %s, "
+                "status = %s, status_message = NULL "
+                "WHERE id = %s AND (remote_id IS NULL OR remote_id = %s) RETURNING id",
                 [tokens.access_token, tokens.refresh_token, tokens.expires_in, tokens.scope,
                  tokens.token_created_at, remote_id, currency, ui_domain,
-                 IntegrationStatus.CONNECTED.value, integration_id],
-            )
+                 IntegrationStatus.CONNECTED.value, integration_id, remote_id],
+            ).fetchone()
+            if row is not None:
+                return None
+            pinned = _scalar(conn.execute(
+                "SELECT remote_id FROM ledger.integrations WHERE id = %s", [integration_id]))
+        if pinned is None:
+            raise NotFoundError(f"integration {integration_id} does not exist")
+        return str(pinned)
 
     def claim_oauth_state(self, nonce: str, integration_id: int, expires_at: dt.datetime
                           ) -> bool:
@@ -303,7 +327,7 @@ class LedgerHook(PostgresHook):
                 return current
             conn.execute(
                 "UPDATE ledger.integrations SET access_token = %s, refresh_token = %s, "
-                "expires_in = %s, scope = %s, token_created_at = %s WHERE id = %s",
+                "expires_in = %s, scope = NULLIF(%s, ''), token_created_at = %s WHERE id = %s",
                 [update.access_token, update.refresh_token, update.expires_in, update.scope,
                  update.token_created_at, integration_id],
             )
@@ -422,14 +446,18 @@ class LedgerHook(PostgresHook):
 
     # --- errors log -------------------------------------------------------------------------------
 
-    def list_errors(self, integration_id: int, limit: int = 200) -> list[IntegrationError]:
-        """The integration's errors log, newest first."""
+    def list_errors(self, integration_id: int, limit: int = 200, *, open_only: bool = False
+                    ) -> list[IntegrationError]:
+        """The integration's errors log, newest first; `open_only`: the records that still
+        fail (what an accountant must act on), else the whole history."""
         with self._session() as conn:
             rows = conn.execute(
-                "SELECT id, sync_run_id, remote_type, remote_id, message, created_at "
+                "SELECT id, sync_run_id, remote_type, remote_id, message, created_at, "
+                "resolved_at, severity, last_seen_at "
                 "FROM ledger.integration_errors WHERE integration_id = %s "
-                "ORDER BY created_at DESC, id DESC LIMIT %s",
-                [integration_id, limit],
+                "AND (NOT %s OR resolved_at IS NULL) "
+                "ORDER BY last_seen_at DESC, id DESC LIMIT %s",
+                [integration_id, open_only, max(0, limit)],
             ).fetchall()
         return [IntegrationError(*r) for r in rows]
 
@@ -508,6 +536,65 @@ class LedgerHook(PostgresHook):
                          "window_end = %s WHERE id = %s",
                          [mode, *(window or (None, None)), run_id])
 
+    # --- coverage per object type and what each run decided (issue 10) ----------------------
+
+    def run_read(self, run_id: int, remote_type: str) -> dict[str, Any] | None:
+        """What this run decided to read of `remote_type` (its first step to ask decides;
+        later steps and retries follow, so a settings change mid-run cannot split a run)."""
+        with self._session() as conn:
+            value = _scalar(conn.execute(
+                "SELECT reads -> %s FROM ledger.sync_runs WHERE id = %s", [remote_type, run_id]))
+        return dict(value) if value else None
+
+    def decide_run_read(self, run_id: int, remote_type: str, read: dict[str, Any]
+                        ) -> dict[str, Any]:
+        """Record `read` for the run unless a step decided first; returns the decision."""
+        with self._session() as conn, conn.transaction():
+            value = _scalar(conn.execute(
+                "UPDATE ledger.sync_runs SET reads = CASE WHEN reads ? %s THEN reads "
+                "ELSE reads || jsonb_build_object(%s::text, %s::jsonb) END WHERE id = %s "
+                "RETURNING reads -> %s",
+                [remote_type, remote_type, json.dumps(read), run_id, remote_type]))
+        return dict(value)
+
+    def coverage(self, integration_id: int, remote_type: str
+                 ) -> tuple[dt.date | None, dt.datetime] | None:
+        """(cutoff, read_from) of the last complete read of a type, or None: never read."""
+        with self._session() as conn:
+            row = conn.execute(
+                "SELECT cutoff_date, read_from FROM ledger.sync_coverage "
+                "WHERE integration_id = %s AND remote_type = %s",
+                [integration_id, remote_type]).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def cover(self, integration_id: int, remote_type: str, cutoff: dt.date | None,
+              run_id: int) -> None:
+        """A read of the type completed in this run: the next run reads from its start."""
+        with self._session() as conn, conn.transaction():
+            conn.execute(
+                "INSERT INTO ledger.sync_coverage (integration_id, remote_type, cutoff_date, "
+                "read_from, sync_run_id) SELECT %s, %s, %s, started_at, id "
+                "FROM ledger.sync_runs WHERE id = %s ON CONFLICT (integration_id, remote_type) "
+                "DO UPDATE SET cutoff_date = EXCLUDED.cutoff_date, "
+                "read_from = greatest(ledger.sync_coverage.read_from, EXCLUDED.read_from), "
+                "sync_run_id = EXCLUDED.sync_run_id, updated_at = now()",
+                [integration_id, remote_type, cutoff, run_id])
+
+    def drop_coverage(self, integration_id: int, remote_type: str) -> None:
+        with self._session() as conn, conn.transaction():
+            conn.execute("DELETE FROM ledger.sync_coverage WHERE integration_id = %s "
+                         "AND remote_type = %s", [integration_id, remote_type])
+
+    def set_run_invoices(self, run_id: int, on: bool) -> None:
+        """The branch's decision for this run, which the report follows."""
+        with self._session() as conn, conn.transaction():
+            conn.execute("UPDATE ledger.sync_runs SET sync_invoices = %s WHERE id = %s",
+                         [on, run_id])
+
+    def count_open_errors(self, integration_id: int) -> int:
+        with self._session() as conn:
+            return count_open(conn, integration_id)
+
     def note_run_failure(self, run_id: int, step: str, message: str) -> None:
         """Keep why a step of the run failed, for the report (its retry may clear it)."""
         with self._session() as conn, conn.transaction():
@@ -535,11 +622,12 @@ class LedgerHook(PostgresHook):
         with self._session() as conn:
             row = conn.execute(
                 "SELECT id, integration_id, started_at, finished_at, status, counts, dag_run_id,"
-                " message, failures FROM ledger.sync_runs WHERE id = %s", [run_id]).fetchone()
+                " message, failures, sync_invoices, reads FROM ledger.sync_runs WHERE id = %s",
+                [run_id]).fetchone()
         if row is None:
             raise NotFoundError(f"sync run {run_id} does not exist")
         keys = ("id", "integration_id", "started_at", "finished_at", "status", "counts",
-                "dag_run_id", "message", "failures")
+                "dag_run_id", "message", "failures", "sync_invoices", "reads")
         return dict(zip(keys, row, strict=True))
 
     def log_errors(self, integration_id: int, run_id: int | None, step: str,

@@ -49,7 +49,7 @@ OBLIGATIONS = Table("performance_obligations", (
     ("quantity", "numeric"), ("unit_price", "numeric"), ("discount_percent", "numeric"),
     ("discount_amount", "numeric"), ("amount", "numeric"), ("recognition_strategy", "text")))
 INVOICES = Table("invoices", (
-    ("company_id", "bigint"), ("customer_id", "bigint"), ("number", "text"),
+    ("company_id", "bigint"), ("customer_id", "bigint"), ("status", "text"), ("number", "text"),
     ("invoice_date", "date"), ("due_date", "date"), ("currency", "text"),
     ("total_amount", "numeric")))
 INVOICE_LINES = Table("invoice_lines", (

@@ -33,12 +33,15 @@ class ItemType(StrEnum):
 
 
 class ContractStatus(StrEnum):
-    """The sync writes only DRAFT; a contract accountants moved on is never overwritten."""
+    """The sync writes DRAFT, and VOID for a draft whose HubSpot record no longer qualifies
+    (DESIGN "lost deals and invoices"); a document accountants moved on is never overwritten.
+    Invoices use the same words."""
 
     DRAFT = "draft"
     ACTIVE = "active"
     COMPLETED = "completed"
     CANCELLED = "cancelled"
+    VOID = "void"
 
 
 class RecognitionStrategy(StrEnum):
@@ -175,8 +178,19 @@ class IntegrationError:
     remote_id: str | None
     message: str
     created_at: dt.datetime
+    # NULL while the record still fails (an open problem); warnings are settled when logged.
+    resolved_at: dt.datetime | None = None
+    severity: str = "error"
+    last_seen_at: dt.datetime | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data["created_at"] = self.created_at.isoformat()
+        for key in ("created_at", "resolved_at", "last_seen_at"):
+            value = data[key]
+            data[key] = value.isoformat() if value is not None else None
+        data["open"] = self.is_open
         return data

@@ -25,6 +25,7 @@ from typing import Any
 import psycopg
 
 from hubspot_ledger.ledger import bulk
+from hubspot_ledger.ledger.problems import Problem, log_problems
 from hubspot_ledger.ledger.records import ContractStatus, RemoteType
 from hubspot_ledger.sync.mapping.drafts import (
     PLACEHOLDER_NAME,
@@ -39,6 +40,9 @@ log = logging.getLogger(__name__)
 
 TABLE_OF = {RemoteType.PRODUCT: "items", RemoteType.COMPANY: "customers",
             RemoteType.DEAL: "contracts", RemoteType.INVOICE: "invoices"}
+# Document statuses the sync may write over: its own drafts, and its voids (a record that
+# qualifies again brings the same row back to draft). Anything else is the accountants'.
+WRITABLE = frozenset({ContractStatus.DRAFT.value, ContractStatus.VOID.value})
 
 
 class Change(StrEnum):
@@ -49,6 +53,7 @@ class Change(StrEnum):
     UNCHANGED = "unchanged"
     SKIPPED = "skipped"
     FAILED = "failed"
+    VOIDED = "voided"  # a draft whose HubSpot record no longer qualifies
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +61,9 @@ class Outcome:
     change: Change
     local_id: int | None = None
     message: str | None = None  # for the errors log when skipped or failed
+    # The message is information (a document accountants own was left alone), not a problem
+    # the record still has: it is logged as a settled warning, never retried.
+    warning: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +81,12 @@ class LockedPeriod:
 class Rejected(Exception):
     """A record the ledger must not take as it is; `change` says how it is counted."""
 
-    def __init__(self, message: str, change: Change = Change.FAILED) -> None:
+    def __init__(self, message: str, change: Change = Change.FAILED, *,
+                 warning: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.change = change
+        self.warning = warning
 
 
 class LedgerWriter:
@@ -101,7 +111,7 @@ class LedgerWriter:
                 outcome: Outcome = load()
                 return outcome
         except Rejected as exc:
-            return Outcome(exc.change, message=exc.message)
+            return Outcome(exc.change, message=exc.message, warning=exc.warning)
         except psycopg.errors.NumericValueOutOfRange:
             return Outcome(Change.FAILED, message=f"{_label(remote_type, remote_id)}: an amount "
                            "is too large for the ledger; check the quantities and prices "
@@ -298,11 +308,12 @@ class LedgerWriter:
         status = self._contract_status(found.local_id) if found is not None else None
         if found is not None and status is None:
             found = None  # deleted in the ledger: create it again
-        if found is not None and found.fingerprint == print_:
+        if found is not None and found.fingerprint == print_ and status == ContractStatus.DRAFT:
             return Outcome(Change.UNCHANGED, found.local_id)
-        if found is not None and status != ContractStatus.DRAFT:
+        if found is not None and status not in WRITABLE:
             # Accountants own a contract once it leaves draft: report, never overwrite.
-            raise Rejected(_not_draft(draft.remote_id, found.local_id, status), Change.SKIPPED)
+            raise Rejected(_not_draft(draft.remote_id, found.local_id, status), Change.SKIPPED,
+                           warning=True)
         self._check_period(draft)
         customer_id = self.customer_id(draft.customer)
         values = [draft.company_id, customer_id, draft.status.value, draft.name, draft.memo,
@@ -324,10 +335,10 @@ class LedgerWriter:
         self._link(RemoteType.DEAL, draft.remote_id, "contracts", contract_id, print_)
         return Outcome(Change.CREATED if found is None else Change.UPDATED, contract_id)
 
-    def _contract_status(self, contract_id: int) -> str | None:
+    def _contract_status(self, contract_id: int, table: str = "contracts") -> str | None:
         row = self.conn.execute(
-            "SELECT status FROM ledger.contracts WHERE id = %s AND organization_id = %s",
-            [contract_id, self.organization_id]).fetchone()
+            f"SELECT status FROM ledger.{table} WHERE id = %s "  # noqa: S608
+            "AND organization_id = %s", [contract_id, self.organization_id]).fetchone()
         return None if row is None else str(row[0])
 
     def _obligations(self, contract_id: int, draft: ContractDraft) -> None:
@@ -395,24 +406,29 @@ class LedgerWriter:
     def _invoice(self, draft: InvoiceDraft) -> Outcome:
         print_ = fingerprint(draft)
         found = self.mapped(RemoteType.INVOICE, [draft.remote_id]).get(draft.remote_id)
-        if found is not None and not self._exists("invoices", found.local_id):
+        status = self._contract_status(found.local_id, "invoices") if found else None
+        if found is not None and status is None:
             found = None
-        if found is not None and found.fingerprint == print_:
+        if found is not None and found.fingerprint == print_ and status == ContractStatus.DRAFT:
             return Outcome(Change.UNCHANGED, found.local_id)
-        values = [self.placeholder_company_id(), self.customer_id(draft.customer), draft.number,
-                  draft.invoice_date, draft.due_date, draft.currency, draft.total_amount]
+        if found is not None and status not in WRITABLE:
+            raise Rejected(_not_draft(draft.remote_id, found.local_id, status, "invoice"),
+                           Change.SKIPPED, warning=True)
+        values = [self.placeholder_company_id(), self.customer_id(draft.customer),
+                  ContractStatus.DRAFT.value, draft.number, draft.invoice_date, draft.due_date,
+                  draft.currency, draft.total_amount]
         if found is None:
             invoice_id = self._insert_returning(
-                "INSERT INTO ledger.invoices (organization_id, company_id, customer_id, number, "
-                "invoice_date, due_date, currency, total_amount) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                "INSERT INTO ledger.invoices (organization_id, company_id, customer_id, status, "
+                "number, invoice_date, due_date, currency, total_amount) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
                 [self.organization_id, *values])
         else:
             invoice_id = found.local_id
             self.conn.execute(
-                "UPDATE ledger.invoices SET company_id = %s, customer_id = %s, number = %s, "
-                "invoice_date = %s, due_date = %s, currency = %s, total_amount = %s "
-                "WHERE id = %s AND organization_id = %s",
+                "UPDATE ledger.invoices SET company_id = %s, customer_id = %s, status = %s, "
+                "number = %s, invoice_date = %s, due_date = %s, currency = %s, "
+                "total_amount = %s WHERE id = %s AND organization_id = %s",
                 [*values, invoice_id, self.organization_id])
         self._invoice_lines(invoice_id, draft)
         self._link(RemoteType.INVOICE, draft.remote_id, "invoices", invoice_id, print_)
@@ -553,7 +569,7 @@ class LedgerWriter:
     def _documents(self, remote_type: RemoteType, table: str, ids: Sequence[str]
                    ) -> dict[str, tuple[int, str | None, str | None]]:
         """remote id → (local id, fingerprint, status) of documents that still exist."""
-        status = "t.status" if table == "contracts" else "NULL"
+        status = "t.status" if table in ("contracts", "invoices") else "NULL"
         rows = self.conn.execute(
             f"SELECT r.remote_id, r.local_id, r.fingerprint, {status} "  # noqa: S608
             f"FROM ledger.integration_records r JOIN ledger.{table} t ON t.id = r.local_id "
@@ -599,16 +615,18 @@ class LedgerWriter:
         changed: list[ContractDraft] = []
         for draft in drafts:
             found = state.get(draft.remote_id)
-            if found is not None and found[1] == prints[draft.remote_id]:
+            if (found is not None and found[1] == prints[draft.remote_id]
+                    and found[2] == ContractStatus.DRAFT):
                 outcomes[draft.remote_id] = Outcome(Change.UNCHANGED, found[0])
                 continue
             try:
-                if found is not None and found[2] != ContractStatus.DRAFT:
+                if found is not None and found[2] not in WRITABLE:
                     raise Rejected(_not_draft(draft.remote_id, found[0], found[2]),
-                                   Change.SKIPPED)
+                                   Change.SKIPPED, warning=True)
                 self._check_period(draft)
             except Rejected as exc:
-                outcomes[draft.remote_id] = Outcome(exc.change, message=exc.message)
+                outcomes[draft.remote_id] = Outcome(exc.change, message=exc.message,
+                                                    warning=exc.warning)
                 continue
             (changed if found is not None else new).append(draft)
         todo = new + changed
@@ -642,18 +660,26 @@ class LedgerWriter:
         state = self._documents(RemoteType.INVOICE, "invoices", list(prints))
         outcomes: dict[str, Outcome] = {}
         new = [d for d in drafts if d.remote_id not in state]
-        changed = [d for d in drafts if d.remote_id in state
-                   and state[d.remote_id][1] != prints[d.remote_id]]
+        changed: list[InvoiceDraft] = []
         for d in drafts:
-            if d.remote_id in state and state[d.remote_id][1] == prints[d.remote_id]:
-                outcomes[d.remote_id] = Outcome(Change.UNCHANGED, state[d.remote_id][0])
+            found = state.get(d.remote_id)
+            if found is None:
+                continue
+            if found[1] == prints[d.remote_id] and found[2] == ContractStatus.DRAFT:
+                outcomes[d.remote_id] = Outcome(Change.UNCHANGED, found[0])
+            elif found[2] not in WRITABLE:
+                outcomes[d.remote_id] = Outcome(
+                    Change.SKIPPED, message=_not_draft(d.remote_id, found[0], found[2],
+                                                       "invoice"), warning=True)
+            else:
+                changed.append(d)
         todo = new + changed
         company_id = customer_id = 0
         if todo:  # R-INV-6: the organization's "Unknown" company and customer
             company_id, customer_id = self.placeholder_company_id(), self.placeholder_customer_id()
         items = self._item_ids([line.item for d in todo for line in d.lines])
-        rows = [(company_id, customer_id, d.number, d.invoice_date, d.due_date, d.currency,
-                 d.total_amount) for d in todo]
+        rows = [(company_id, customer_id, ContractStatus.DRAFT.value, d.number, d.invoice_date,
+                 d.due_date, d.currency, d.total_amount) for d in todo]
         ids = bulk.insert_rows(self.conn, bulk.INVOICES, self.organization_id, rows[:len(new)])
         old_ids = [state[d.remote_id][0] for d in changed]
         bulk.update_rows(self.conn, bulk.INVOICES, self.organization_id, old_ids,
@@ -707,6 +733,49 @@ class LedgerWriter:
             for key, child_id in [*((k, c) for k, c, _ in kept),
                                   *zip((k for k, _ in added), new_ids, strict=True)]])
 
+    # -- lost documents: void drafts whose HubSpot record no longer qualifies ---------------
+
+    def live_documents(self, remote_type: RemoteType) -> dict[str, tuple[int, str]]:
+        """remote id → (local id, status) of every document of this type the integration
+        mapped that is not void: what a full read must find again."""
+        table = TABLE_OF[remote_type]
+        rows = self.conn.execute(
+            f"SELECT r.remote_id, t.id, t.status FROM ledger.integration_records r "  # noqa: S608
+            f"JOIN ledger.{table} t ON t.id = r.local_id AND t.organization_id = %s "
+            "WHERE r.integration_id = %s AND r.remote_type = %s AND t.status <> 'void'",
+            [self.organization_id, self.integration_id, remote_type.value]).fetchall()
+        return {str(r[0]): (int(r[1]), str(r[2])) for r in rows}
+
+    def void_documents(self, remote_type: RemoteType, reasons: dict[str, str]
+                       ) -> tuple[int, list[Problem]]:
+        """Void the drafts of these records (remote id → why it no longer qualifies): status
+        `void`, lines and mapping kept, so the same row returns to draft if the record
+        qualifies again. A document accountants moved on is left alone. Returns how many were
+        voided and the warnings that say what happened, for the errors log."""
+        table = TABLE_OF[remote_type]
+        state = self._documents(remote_type, table, list(reasons))
+        drafts = [rid for rid, found in state.items() if found[2] == ContractStatus.DRAFT]
+        if drafts:
+            self.conn.execute(
+                f"UPDATE ledger.{table} SET status = 'void' "  # noqa: S608
+                "WHERE organization_id = %s AND id = ANY(%s) AND status = 'draft'",
+                [self.organization_id, [state[rid][0] for rid in drafts]])
+        kind = remote_type.value
+        document = "contract" if remote_type is RemoteType.DEAL else "invoice"
+        notes: list[Problem] = []
+        for rid, (local_id, _, status) in sorted(state.items()):
+            if status == ContractStatus.VOID:
+                continue
+            if status == ContractStatus.DRAFT:
+                text = (f"{kind.capitalize()} {rid} {reasons[rid]}: its draft {document} "
+                        f"{local_id} is now void (it returns to draft if the {kind} "
+                        "qualifies again)")
+            else:
+                text = (f"{kind.capitalize()} {rid} {reasons[rid]}, but its {document} "
+                        f"{local_id} is {status}, so it was left as it is; review it by hand")
+            notes.append(Problem(kind, rid, text, warning=True))
+        return len(drafts), notes
+
     # -- staging: what one step of a run hands to the next --------------------------------
 
     def stage(self, run_id: int, remote_type: RemoteType,
@@ -757,18 +826,16 @@ class LedgerWriter:
 
 def insert_errors(conn: psycopg.Connection[Any], integration_id: int, run_id: int | None,
                   step: str, errors: Sequence[tuple[str | None, str | None, str]]) -> None:
-    """Append (remote_type, remote_id, message) rows to an integration's errors log."""
-    with conn.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO ledger.integration_errors "
-            "(integration_id, sync_run_id, step, remote_type, remote_id, message) "
-            "VALUES (%s, %s, %s, %s, %s, %s)",
-            [(integration_id, run_id, step, t, i, m) for t, i, m in errors])
+    """(remote_type, remote_id, message) problems into an integration's errors log: each
+    record keeps one open entry while it fails (ledger/problems.py)."""
+    log_problems(conn, integration_id, run_id, step, [Problem(t, i, m) for t, i, m in errors])
 
 
-def _not_draft(deal_id: str, contract_id: int, status: str | None) -> str:
-    return (f"Deal {deal_id} changed in HubSpot, but its contract {contract_id} is {status}, so "
-            "the change was not applied; update the contract by hand if it should follow")
+def _not_draft(remote_id: str, local_id: int, status: str | None, kind: str = "deal") -> str:
+    document = "contract" if kind == "deal" else "invoice"
+    return (f"{kind.capitalize()} {remote_id} changed in HubSpot, but its {document} {local_id} "
+            f"is {status}, so the change was not applied; update the {document} by hand if it "
+            "should follow")
 
 
 def _label(remote_type: RemoteType, remote_id: str) -> str:

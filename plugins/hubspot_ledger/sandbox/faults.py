@@ -4,7 +4,10 @@ A rule matches calls by method, path glob, endpoint glob, object type and portal
 and fires on the nth matching call, on every nth, on the first n, or (no trigger) on every one.
 Actions: `status` (an HTTP error with HubSpot's body; 429 gets the rate-limit body), `delay`
 (answer late), `reset` (close the connection without an answer), `expire_token` (the caller's
-access token expires right now, so the call gets HubSpot's 401 for expired tokens).
+access token expires right now, so the call gets HubSpot's 401 for expired tokens), `raw` (answer
+`status`, default 200, with the text `raw` as it is: a broken proxy, a half-written body, `{}`,
+a JSON list where an object belongs). `headers` adds response headers to `status` and `raw`
+answers, e.g. `{"Retry-After": "0"}`.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 from hubspot_ledger.sandbox.routing import Route
 from hubspot_ledger.sandbox.schema import resolve
 
-ACTIONS = ("status", "delay", "reset", "expire_token")
+ACTIONS = ("status", "delay", "reset", "expire_token", "raw")
 TRIGGERS = ("nth", "every", "first")
 
 
@@ -34,6 +37,9 @@ class FaultRule:
     delay: float = 0.0  # seconds; with action "status" the error also comes late
     body: dict[str, Any] | None = None  # replaces the error body of action "status"
     policy: str | None = None  # 429 policyName (default by endpoint: search → SECONDLY)
+    raw: str | None = None  # action "raw": the response body, sent as it is
+    content_type: str = "application/json"  # action "raw"
+    headers: dict[str, str] | None = None  # added to the answer of "status" and "raw"
     nth: int | None = None
     every: int | None = None
     first: int | None = None
@@ -76,7 +82,8 @@ def parse_rule(data: Mapping[str, Any], rule_id: str) -> FaultRule:
     unknown = set(data) - known
     if unknown:
         raise ValueError(f"unknown fault rule fields: {', '.join(sorted(unknown))}")
-    implied = "delay" if data.get("delay") and data.get("status") is None else "status"
+    implied = "raw" if data.get("raw") is not None else \
+        "delay" if data.get("delay") and data.get("status") is None else "status"
     action = str(data.get("action") or implied)
     if action not in ACTIONS:
         raise ValueError(f"action must be one of {', '.join(ACTIONS)}, not {action!r}")
@@ -92,16 +99,31 @@ def parse_rule(data: Mapping[str, Any], rule_id: str) -> FaultRule:
         if otype is None:
             raise ValueError(f"unknown object_type {object_type!r}")
         object_type = otype.name
-    status = int(data.get("status") or 503)
-    if not 400 <= status <= 599:
-        raise ValueError("status must be an HTTP error status (400-599)")
+    if action == "raw":
+        if not isinstance(data.get("raw"), str):
+            raise ValueError("action raw needs the response body as a string in `raw`")
+        status = int(data.get("status") or 200)
+        if not 200 <= status <= 599:
+            raise ValueError("status of a raw answer must be 200-599")
+    else:
+        if data.get("raw") is not None:
+            raise ValueError("`raw` belongs to action raw")
+        status = int(data.get("status") or 503)
+        if not 400 <= status <= 599:
+            raise ValueError("status must be an HTTP error status (400-599)")
+    headers = data.get("headers")
+    if headers is not None and (not isinstance(headers, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in headers.items())):
+        raise ValueError("headers must be an object of strings")
     return FaultRule(
         id=str(data.get("id") or rule_id), action=action,
         method=str(data["method"]).upper() if data.get("method") else None,
         path=data.get("path"), endpoint=data.get("endpoint"), object_type=object_type,
         portal_id=int(data["portal_id"]) if data.get("portal_id") is not None else None,
         status=status, delay=float(data.get("delay") or 0.0),
-        body=data.get("body"), policy=data.get("policy"),
+        body=data.get("body"), policy=data.get("policy"), raw=data.get("raw"),
+        content_type=str(data.get("content_type") or "application/json"),
+        headers=dict(headers) if headers is not None else None,
         nth=_int(data.get("nth")), every=_int(data.get("every")), first=_int(data.get("first")))
 
 

@@ -191,7 +191,7 @@ class _Generator:
             props["description"] = f"{props['name']} — catalogue item {index}"
         if self.chance(50):
             cost = Decimal(str(props["price"])) * Decimal(rng.choice(("0.3", "0.4", "0.55")))
-            props["hs_cost_of_goods_sold"] = money(cost)
+            props["hs_cost_of_goods_sold"] = money(cost, self.currency)  # the portal's
         if kind == "service" and self.chance(30):
             props["hs_recurring_billing_period"] = rng.choice(("P12M", "P6M", "P24M"))
         return props
@@ -337,9 +337,9 @@ class _Generator:
             link(data, "deals", deal.id, "line_items", line.id)
             total += Decimal(str(line.props["amount"]))
         if plan.lines != "none":
-            props["amount"] = money(total)
+            props["amount"] = money(total, currency)
         elif self.chance(70):
-            props["amount"] = f"{rng.randint(5, 400) * 100}.00"
+            props["amount"] = money(Decimal(rng.randint(5, 400) * 100), currency)
         if "amount" in props and currency == self.currency:
             props["amount_in_home_currency"] = props["amount"]
         if index >= len(DEAL_PLANS) and self.chance(0.5):
@@ -402,10 +402,10 @@ class _Generator:
             percentage = rng.choice(names.PERCENTAGES)
         elif droll < 0.23:
             base = Decimal(price or str(product.props["price"] if product else "0"))
-            discount = money(base * Decimal(rng.choice(("0.05", "0.1", "0.2"))))
+            off = money(base * Decimal(rng.choice(("0.05", "0.1", "0.2"))), currency)
+            discount = off if Decimal(off) else None  # a unit discount that rounds to none
         return self.line(product, currency, created, price=price, quantity=quantity,
-                         discount=discount if discount not in (None, "0.00") else None,
-                         percentage=percentage)
+                         discount=discount, percentage=percentage)
 
     def line(self, product: Record | None, currency: str, created: int, *,
              price: str | None = None, quantity: str | None = None,
@@ -432,7 +432,7 @@ class _Generator:
             props["discount"] = discount
         if percentage:
             props["hs_discount_percentage"] = percentage
-        props.update(line_amounts(qty, unit, discount, percentage))
+        props.update(line_amounts(qty, unit, discount, percentage, currency))
         return self.new("line_items", props, created + rng.randrange(0, 3_600_000),
                         min(END, created + rng.randrange(3_600_000, 20 * DAY)))
 
@@ -480,8 +480,10 @@ class _Generator:
             link(data, "invoices", invoice.id, "line_items", line.id)
             billed += Decimal(str(line.props["amount"]))
             gross += Decimal(str(line.props["hs_pre_discount_amount"]))
-        props.update(hs_amount_billed=money(billed), hs_subtotal=money(gross),
-                     hs_balance_due="0.00" if plan.status == "paid" else money(billed))
+        props.update(hs_amount_billed=money(billed, currency),
+                     hs_subtotal=money(gross, currency),
+                     hs_balance_due=money(Decimal(0) if plan.status == "paid" else billed,
+                                          currency))
         if plan.company is not None:
             company = self.out.companies[plan.company % len(self.out.companies)]
             link(data, "invoices", invoice.id, "companies", company.id)

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.datastructures import Headers
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hubspot_ledger.sandbox import errors
@@ -97,7 +97,7 @@ class SandboxMiddleware:
                 return
             if response is None and route.kind == "api":
                 response = self._admit(route, token_text, token, correlation, extra_headers)
-            if isinstance(response, JSONResponse):
+            if isinstance(response, Response):
                 await response(scope, receive, send_with_headers)
                 return
             state["portal_id"] = portal_id
@@ -110,7 +110,7 @@ class SandboxMiddleware:
 
     async def _faults(self, fired: list[FaultRule], route: Route, token: AccessToken | None,
                       correlation: str, send: Send,
-                      entry: dict[str, Any]) -> JSONResponse | str | None:
+                      entry: dict[str, Any]) -> Response | str | None:
         if not fired:
             return None
         entry["fault"] = ",".join(rule.id for rule in fired)
@@ -130,7 +130,10 @@ class SandboxMiddleware:
             if rule.action == "status":
                 return JSONResponse(rule.body if rule.body is not None else
                                     _fault_body(rule, route, correlation),
-                                    status_code=rule.status)
+                                    status_code=rule.status, headers=rule.headers)
+            if rule.action == "raw":
+                return Response(rule.raw, status_code=rule.status, headers=rule.headers,
+                                media_type=rule.content_type)
         return None
 
     def _admit(self, route: Route, token_text: str | None, token: AccessToken | None,

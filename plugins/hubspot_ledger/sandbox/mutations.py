@@ -16,7 +16,10 @@ from hubspot_ledger.sandbox.render import render
 from hubspot_ledger.sandbox.schema import CREATEDATE, OBJECT_ID, Kind, ObjectType, resolve
 from hubspot_ledger.sandbox.timefmt import now_ms, parse_time
 
-PRICING_INPUTS = frozenset({"quantity", "price", "discount", "hs_discount_percentage"})
+PRICING_INPUTS = frozenset({"quantity", "price", "discount", "hs_discount_percentage",
+                            "hs_line_item_currency_code"})
+# A line item without a currency of its own is in its deal's, else its invoice's.
+OWNER_CURRENCIES = (("deals", "deal_currency_code"), ("invoices", "hs_currency"))
 
 
 def _touch(record: Record) -> None:
@@ -40,7 +43,10 @@ def _value(otype: ObjectType, name: str, value: object) -> Value | None:
 
 def upsert(data: PortalData, otype: ObjectType, record_id: int | None,
            properties: Mapping[str, Any],
-           associations: Mapping[str, Sequence[Any]] | None = None) -> Record:
+           associations: Mapping[str, Sequence[Any]] | None = None, *,
+           portal_currency: str | None = None) -> Record:
+    """Create or change a record. `portal_currency`: the currency a line item with none of its
+    own, and no deal or invoice that has one, is priced in (else 2 decimals)."""
     table = data.table(otype)
     changes: dict[str, Value | None] = {}
     for name, value in properties.items():
@@ -61,12 +67,14 @@ def upsert(data: PortalData, otype: ObjectType, record_id: int | None,
             record.props.pop(name, None)
         else:
             record.props[name] = value
-    _derive(otype, record, changes)
-    table.add(record)
     for to_name, targets in planned.items():
         data.drop_links(otype.name, record.id, to_name)
         for to_id, primary in targets:
             link(data, otype.name, record.id, to_name, to_id, primary=primary)
+    # After the links: a line item's amounts depend on the currency of the deal or invoice it
+    # belongs to, which this very call may have set.
+    _derive(data, otype, record, changes, portal_currency)
+    table.add(record)
     return record
 
 
@@ -92,15 +100,31 @@ def _planned_links(data: PortalData, otype: ObjectType, associations: Mapping[st
     return planned
 
 
-def _derive(otype: ObjectType, record: Record, changes: Mapping[str, Value | None]) -> None:
+def _derive(data: PortalData, otype: ObjectType, record: Record,
+            changes: Mapping[str, Value | None], portal_currency: str | None) -> None:
     props = record.props
     if otype.name == "line_items" and PRICING_INPUTS & set(changes) and "amount" not in changes:
         props.update(line_amounts(props.get("quantity"), props.get("price"),
-                                  props.get("discount"), props.get("hs_discount_percentage")))
+                                  props.get("discount"), props.get("hs_discount_percentage"),
+                                  _line_currency(data, record) or portal_currency))
     if otype.name == "deals" and "dealstage" in changes:
         stage = props.get("dealstage")
         props["hs_is_closed_won"] = "true" if stage == "closedwon" else "false"
         props["hs_is_closed"] = "true" if stage in ("closedwon", "closedlost") else "false"
+
+
+def _line_currency(data: PortalData, line: Record) -> str | None:
+    """The currency HubSpot rounds a line item's amounts in: its own, else that of a deal or
+    invoice it belongs to (None: unknown)."""
+    own = line.props.get("hs_line_item_currency_code")
+    if own:
+        return str(own)
+    for type_name, prop in OWNER_CURRENCIES:
+        for owner_id in sorted(data.linked("line_items", line.id, type_name)):
+            owner = data.table(type_name).records.get(owner_id)
+            if owner is not None and owner.props.get(prop):
+                return str(owner.props[prop])
+    return None
 
 
 def archive(data: PortalData, otype: ObjectType, record_id: int, archived: bool = True

@@ -9,7 +9,7 @@ step logs it and goes on (R-SYNC-6).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -17,13 +17,26 @@ from hubspot_ledger.hooks.hubspot import Association, HubSpotHook
 from hubspot_ledger.ledger.records import RemoteType
 from hubspot_ledger.sync.mapping import hubspot_properties
 from hubspot_ledger.sync.mapping.deals import CLOSED_WON
-from hubspot_ledger.sync.models import HubSpotRecord, MappingError, parse_utc_date
+from hubspot_ledger.sync.models import (
+    HubSpotRecord,
+    MappingError,
+    parse_utc_date,
+    valid_unicode,
+)
 
 R = TypeVar("R", bound=HubSpotRecord)
 Raw = dict[str, Any]
 
 # HubSpot-defined association type ids (hubspot-api.md §2.5).
 DEAL_TO_PRIMARY_COMPANY = 5
+
+
+def valid_pages(pages: Iterable[list[Raw]]) -> Iterator[list[Raw]]:
+    """Pages with every string made valid Unicode (lone surrogates → U+FFFD, NUL removed)
+    before anything stages, maps or stores them (issue 13: one half emoji must not stop a
+    run)."""
+    for page in pages:
+        yield [valid_unicode(raw) for raw in page]
 
 
 def rebatch(pages: Iterable[list[Raw]], size: int) -> Iterator[list[Raw]]:
@@ -94,31 +107,94 @@ def products(hook: HubSpotHook, window: Window | None = None) -> Iterator[list[R
     """Every product (R-SYNC-4: the cutoff does not filter products), or those changed since."""
     properties = hubspot_properties(RemoteType.PRODUCT)
     if window is None:
-        yield from hook.list_pages("products", properties)
+        yield from valid_pages(hook.list_pages("products", properties))
     else:
-        yield from hook.search_pages("products", modified_in(window), properties)
+        yield from valid_pages(hook.search_pages("products", modified_in(window), properties))
 
 
 def closed_won_deals(hook: HubSpotHook, cutoff: dt.date, window: Window | None = None
                      ) -> Iterator[list[Raw]]:
     """Deals in the internal stage `closedwon`, closed on or after the cutoff (R-DEAL-1)."""
-    yield from hook.search_pages(
+    yield from valid_pages(hook.search_pages(
         "deals", [{"propertyName": "dealstage", "operator": "EQ", "value": CLOSED_WON},
                   *modified_in(window)],
-        hubspot_properties(RemoteType.DEAL), any_of=_on_or_after("closedate", cutoff))
+        hubspot_properties(RemoteType.DEAL), any_of=_on_or_after("closedate", cutoff)))
 
 
 def invoices(hook: HubSpotHook, cutoff: dt.date, window: Window | None = None
              ) -> Iterator[list[Raw]]:
     """Invoices dated on or after the cutoff, and those without a date (R-SYNC-4, R-INV-5)."""
-    yield from hook.search_pages("invoices", modified_in(window),
-                                 hubspot_properties(RemoteType.INVOICE),
-                                 any_of=_on_or_after("hs_invoice_date", cutoff))
+    yield from valid_pages(hook.search_pages("invoices", modified_in(window),
+                                             hubspot_properties(RemoteType.INVOICE),
+                                             any_of=_on_or_after("hs_invoice_date", cutoff)))
+
+
+def changed(hook: HubSpotHook, remote_type: RemoteType, window: Window
+            ) -> Iterator[list[Raw]]:
+    """Every deal or invoice HubSpot changed in `window`, qualifying or not: one search finds
+    both the records to sync and those that stopped qualifying (left closed won, moved before
+    the cutoff), which `partition` tells apart."""
+    yield from valid_pages(hook.search_pages(_object_path(remote_type), modified_in(window),
+                                             hubspot_properties(remote_type)))
+
+
+def partition(pages: Iterable[list[Raw]], keep: Callable[[list[Raw]], list[Raw]],
+              others: set[str]) -> Iterator[list[Raw]]:
+    """The records `keep` selects, page by page; the ids of the rest go to `others`."""
+    for page in pages:
+        kept = keep(page)
+        ids = {str(r.get("id", "")) for r in kept}
+        others.update(str(r.get("id", "")) for r in page if str(r.get("id", "")) not in ids)
+        if kept:
+            yield kept
+
+
+def archived_in(hook: HubSpotHook, remote_type: RemoteType, window: Window) -> set[str]:
+    """Ids HubSpot archived (deleted to its recycle bin) inside `window`. Search never returns
+    archived records, so the archived listing is the only place deletions show."""
+    since, until = window.since, window.until
+    found: set[str] = set()
+    for page in hook.list_pages(_object_path(remote_type), ["hs_object_id"], archived=True):
+        for raw in page:
+            when = _instant(raw.get("archivedAt") or raw.get("updatedAt"))
+            if when is None or (when >= since and (until is None or when < until)):
+                found.add(str(raw.get("id", "")))
+    found.discard("")
+    return found
+
+
+def _instant(value: Any) -> dt.datetime | None:
+    try:
+        moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def why_deal_lost(raw: Raw | None, cutoff: dt.date) -> str | None:
+    """Why a deal no longer qualifies (None: it does), in an accountant's words."""
+    if raw is None:
+        return "was archived or deleted in HubSpot"
+    props = raw.get("properties") or {}
+    stage = props.get("dealstage")
+    if stage != CLOSED_WON:
+        return f"left closed won (its stage is now {stage or 'empty'})"
+    if not _on_or_after_cutoff(raw, "closedate", cutoff):
+        return f"now closes before the cutoff {cutoff}"
+    return None
+
+
+def why_invoice_lost(raw: Raw | None, cutoff: dt.date) -> str | None:
+    if raw is None:
+        return "was archived or deleted in HubSpot"
+    if not _on_or_after_cutoff(raw, "hs_invoice_date", cutoff):
+        return f"is now dated before the cutoff {cutoff}"
+    return None
 
 
 def changed_companies(hook: HubSpotHook, window: Window) -> Iterator[list[Raw]]:
-    yield from hook.search_pages("companies", modified_in(window),
-                                 hubspot_properties(RemoteType.COMPANY))
+    yield from valid_pages(hook.search_pages("companies", modified_in(window),
+                                             hubspot_properties(RemoteType.COMPANY)))
 
 
 def owners_of_changed_lines(hook: HubSpotHook, owner_type: RemoteType, window: Window
@@ -152,13 +228,18 @@ def qualifying_invoices(raws: Iterable[Raw], cutoff: dt.date) -> list[Raw]:
     return [r for r in raws if _on_or_after_cutoff(r, "hs_invoice_date", cutoff)]
 
 
-def raw_by_id(hook: HubSpotHook, remote_type: RemoteType, ids: Iterable[str]
-              ) -> Iterator[list[Raw]]:
+def raw_by_id(hook: HubSpotHook, remote_type: RemoteType, ids: Iterable[str],
+              properties: Sequence[str] | None = None) -> Iterator[list[Raw]]:
     """Raw records by id, pages of 100."""
     wanted = sorted(set(ids), key=lambda i: (len(i), i))
     if wanted:
-        yield from hook.batch_read(_object_path(remote_type), wanted,
-                                   hubspot_properties(remote_type))
+        yield from valid_pages(hook.batch_read(_object_path(remote_type), wanted,
+                                               properties or hubspot_properties(remote_type)))
+
+
+def company_ids(associations: Sequence[Association]) -> list[str]:
+    """Every company of a deal (R-COMP-1: each becomes a customer, not just the primary)."""
+    return sorted({a.to_id for a in associations}, key=lambda i: (len(i), i))
 
 
 def primary_company(associations: Sequence[Association]) -> str | None:
@@ -172,14 +253,15 @@ def primary_company(associations: Sequence[Association]) -> str | None:
 
 
 def read_by_id(hook: HubSpotHook, remote_type: RemoteType, model: type[R],
-               ids: Iterable[str]) -> dict[str, R | MappingError]:
-    """Records by id (batch reads of 100); ids HubSpot no longer has are absent."""
+               ids: Iterable[str], *, archived: bool = False) -> dict[str, R | MappingError]:
+    """Records by id (batch reads of 100); ids HubSpot no longer has are absent.
+    `archived`: read them from HubSpot's recycle bin instead."""
     wanted = sorted(set(ids))
     found: dict[str, R | MappingError] = {}
     if not wanted:
         return found
-    for page in hook.batch_read(_object_path(remote_type), wanted,
-                                hubspot_properties(remote_type)):
+    for page in valid_pages(hook.batch_read(_object_path(remote_type), wanted,
+                                            hubspot_properties(remote_type), archived=archived)):
         for raw, record in zip(page, parse(model, page), strict=True):
             found[str(raw.get("id", ""))] = record
     return found

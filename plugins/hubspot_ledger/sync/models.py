@@ -8,8 +8,10 @@ unreadable raises `BadValue`, whose message names the record, the property and t
 accountant's words, and says what to fix in HubSpot.
 
 Also here, because models and the map layer both need them without importing each other: the
-map layer's outcomes (`MappingError`, `SkipRecord`) and the text cleaning used for values shown
-in messages and stored in the ledger. No I/O, no Airflow imports.
+map layer's outcomes (`MappingError`, `SkipRecord`), `valid_unicode` for raw pages, and the text
+rules for values shown in messages and stored in the ledger (issue 13, "text safe by
+construction"): invalid Unicode is replaced, identity text (SKU, invoice number) is refused when
+too long and never cut, display text is cut with a visible "…". No I/O, no Airflow imports.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from decimal import Decimal, InvalidOperation
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, overload
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
@@ -78,6 +80,8 @@ PROPERTY_LABELS = {
     "hs_currency": "currency",
     "hs_invoice_date": "invoice date",
     "hs_due_date": "due date",
+    "hs_sku": "SKU",
+    "hs_number": "invoice number",
 }
 
 
@@ -86,45 +90,109 @@ def property_label(prop: str) -> str:
     return f"{label} ({prop})" if label else prop
 
 
+# --- valid Unicode ------------------------------------------------------------------------------
+
+# A lone surrogate: a UTF-16 half without its other half. In a Python str every code point in
+# this range is lone (json.loads joins an escaped pair into the character it encodes).
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_unicode(value: Any) -> Any:
+    """A raw HubSpot JSON value (a page, a record, …) with text every later step can take:
+    each lone surrogate becomes U+FFFD, each NUL character is removed. Dicts (keys too) and
+    lists are walked; numbers, booleans and None come back as they are.
+
+    Why: JSON can carry half a character (`"\\ud83d"`, what a tool that cut an emoji in half
+    sends), and Python then holds a str that no UTF-8 encoder takes: PostgreSQL's jsonb refuses
+    it in the staging table and psycopg cannot send it, so one such deal name would stop a whole
+    step on every retry. PostgreSQL's text and jsonb cannot hold NUL at all.
+
+    The choice: a lone surrogate becomes U+FFFD, the replacement character, as every UTF-8
+    decoder does with a broken sequence: the value keeps a visible mark where a character was
+    lost instead of silently closing up (a surrogate pair split over two code points becomes the
+    character it encodes). NUL is removed instead: it is never text (C strings end at it),
+    shows as nothing anywhere, and a mark would change values such as SKUs where the sender saw
+    nothing. Everything else is stored as received; rendering for people is `display.py`'s job.
+    """
+    if isinstance(value, str):
+        return _valid_text(value)
+    if isinstance(value, dict):
+        return {valid_unicode(key): valid_unicode(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [valid_unicode(item) for item in value]
+    return value
+
+
+def _valid_text(text: str) -> str:
+    if not text.isascii() and _SURROGATE.search(text):  # rare: only then re-encode
+        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text.replace("\x00", "") if "\x00" in text else text
+
+
 # --- text cleaning ------------------------------------------------------------------------------
 
-NAME_MAX = 255  # names, SKUs, e-mails, phones, address parts: one line each
-TEXT_MAX = 10_000  # descriptions and memos
+NAME_MAX = 255  # names, e-mails, phones, address parts: one line each, cut with "…" beyond
+TEXT_MAX = 10_000  # descriptions and memos, likewise
 QUOTE_MAX = 40  # a value quoted in an error message
+# Identity text (R-PROD-1 SKU, the invoice number) is never cut: a cut SKU can become another
+# product's (two SKUs differing after character 300 were booked as one item). Beyond this it is
+# refused. 255 takes any real SKU, barcode or invoice number; it stays far inside the size a
+# unique index entry may have (items_org_sku_key: about 2,700 bytes, 255 characters are at
+# most 1,020), and every SKU the ledger held before this rule was at most 255 already.
+IDENTITY_MAX = 255
+# What a refused identity would have been mistaken for: property → (its name, whose it is).
+_IDENTITIES = {"hs_sku": ("SKU", "product"), "hs_number": ("invoice number", "invoice")}
 
-# C0/C1 control characters except tab/newline/CR (handled separately), and lone surrogates,
-# which PostgreSQL cannot store (NUL) or encode (surrogates).
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+# C0/C1 control characters except tab/newline/CR (handled separately); PostgreSQL cannot store
+# NUL, and none of them means anything in a name or description.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _BREAKS = re.compile("[\t\n\r\u2028\u2029]+")
 _CRLF = re.compile("\r\n?|[\u2028\u2029]")
 
 
-def _cap(text: str, limit: int) -> str:
-    # Truncation is marked with an ellipsis so nobody mistakes the cut value for the whole.
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+def _cap(text: str, limit: int | None) -> str:
+    # A cut display value ends in an ellipsis so nobody mistakes it for the whole.
+    if limit is None or len(text) <= limit:
+        return text
+    return text[: limit - 1].rstrip() + "…"
 
 
-def clean_line(value: str | None, limit: int = NAME_MAX) -> str | None:
-    """A one-line value: line breaks and tabs become a space, control characters go, trimmed,
-    capped at `limit` characters; blank → None."""
+def _clean(text: str, breaks: re.Pattern[str], between: str) -> str:
+    # Lone surrogates become U+FFFD here too (valid_unicode normally did it already): psycopg
+    # cannot send them, and the result must be storable whoever called.
+    return _CONTROL.sub("", breaks.sub(between, _valid_text(text))).strip()
+
+
+def clean_line(value: str | None, limit: int | None = NAME_MAX) -> str | None:
+    """A one-line display value: line breaks and tabs become a space, control characters go,
+    lone surrogates become U+FFFD, trimmed; longer than `limit` characters (None: no limit), it
+    is cut and ends in "…". Blank → None. Identity text goes through `identity` instead."""
     if value is None:
         return None
-    text = _CONTROL.sub("", _BREAKS.sub(" ", value)).strip()
+    text = _clean(value, _BREAKS, " ")
     return _cap(text, limit) if text else None
 
 
-def clean_text(value: str | None, limit: int = TEXT_MAX) -> str | None:
-    """A multi-line value (descriptions): keeps newlines and tabs, drops other control
-    characters, trims, caps at `limit`; blank → None."""
+def clean_text(value: str | None, limit: int | None = TEXT_MAX) -> str | None:
+    """A multi-line display value (descriptions): keeps newlines and tabs, drops other control
+    characters, lone surrogates become U+FFFD, trimmed; cut with "…" beyond `limit`. Blank →
+    None."""
     if value is None:
         return None
-    text = _CONTROL.sub("", _CRLF.sub("\n", value)).strip()
+    text = _clean(value, _CRLF, "\n")
     return _cap(text, limit) if text else None
 
 
 def quote(value: str) -> str:
     """A value as shown inside a one-line message."""
     return f'"{clean_line(value, QUOTE_MAX) or ""}"'
+
+
+def _too_long(text: str, prop: str) -> str:
+    """Why identity text is refused, in an accountant's words."""
+    name, owner = _IDENTITIES.get(prop, (prop, "record"))
+    return (f"is {len(text):,} characters long, where the ledger takes at most {IDENTITY_MAX}; "
+            f"it is never shortened, because a shortened {name} could be another {owner}'s")
 
 
 # --- value parsing ------------------------------------------------------------------------------
@@ -254,6 +322,31 @@ class HubSpotRecord(BaseModel):
         if value is None:
             raise BadValue(self, prop, None, "is missing", fix)
         return value
+
+    @overload
+    def identity(self, prop: str, fallback: str) -> str: ...
+
+    @overload
+    def identity(self, prop: str, fallback: None = None) -> str | None: ...
+
+    def identity(self, prop: str, fallback: str | None = None) -> str | None:
+        """Identity text of a ledger record (R-PROD-1 SKU, the invoice number): the property
+        cleaned like a one-line value (control characters go, line breaks become a space,
+        trimmed), else `fallback`, else None; never cut. Longer than IDENTITY_MAX characters,
+        it is refused with BadValue (MappingError for a too-long fallback), naming this record:
+        the record is not imported and goes to the errors log (R-SYNC-6)."""
+        value = clean_line(self.properties.get(prop), None)
+        if value is not None:
+            if len(value) > IDENTITY_MAX:
+                raise BadValue(self, prop, value, _too_long(value, prop),
+                               f"shorten the {_IDENTITIES.get(prop, (prop,))[0]} in HubSpot")
+            return value
+        if fallback is not None and len(fallback) > IDENTITY_MAX:
+            raise MappingError(self.REMOTE_TYPE, self.id,
+                               f"{self.subject}: {property_label(prop)} is missing, and the "
+                               f"one made from the id, {quote(fallback)}, "
+                               f"{_too_long(fallback, prop)}; set it in HubSpot")
+        return fallback
 
     @property
     def display_name(self) -> str | None:

@@ -20,7 +20,12 @@ def settle_run(integration_id: int, dag_run_id: str, *, ledger: LedgerHook | Non
     run = ledger.get_sync_run(run_id)
     counts: dict[str, dict[str, int]] = run["counts"] or {}
     expected = ["products", "companies", "deals"]
-    if ledger.get_settings(integration_id).sync_invoices:
+    # The branch's decision for this run (item 8 of issue 10); a run driven without the branch
+    # (tests, tools) falls back to the toggle.
+    invoices = run.get("sync_invoices")
+    if invoices is None:
+        invoices = ledger.get_settings(integration_id).sync_invoices
+    if invoices:
         expected.insert(0, "invoices")
     missing = [s for s in expected if s not in counts]
     failures: dict[str, str] = run["failures"] or {}
@@ -31,11 +36,14 @@ def settle_run(integration_id: int, dag_run_id: str, *, ledger: LedgerHook | Non
                            message)
     ledger.clear_staging(run_id)
     errors = ledger.count_run_errors(run_id)
-    return ok, render(run_id, integration_id, ok, counts, errors, message)
+    open_problems = ledger.count_open_errors(integration_id)
+    return ok, render(run_id, integration_id, ok, counts, errors, message,
+                      reads=run.get("reads") or {}, open_problems=open_problems)
 
 
 def render(run_id: int, integration_id: int, ok: bool, counts: dict[str, Any], errors: int,
-           message: str | None) -> str:
+           message: str | None, *, reads: dict[str, Any] | None = None,
+           open_problems: int | None = None) -> str:
     columns = [c.value for c in Change]
     head = f"{'step':<10}" + "".join(f"{c:>11}" for c in columns)
     lines = [f"Sync run {run_id} of integration {integration_id}: "
@@ -46,7 +54,12 @@ def render(run_id: int, integration_id: int, ok: bool, counts: dict[str, Any], e
                                                   for c in columns))
     if message:
         lines.append(f"Why it failed: {message}")
-    lines.append(f"Errors logged by this run: {errors:,}"
-                 + (f" (see: hubspot-ledger errors --integration {integration_id})"
-                    if errors else ""))
+    for remote_type, read in sorted((reads or {}).items()):
+        lines.append(f"Read {remote_type}s: {read.get('why', '?')}")
+    lines.append(f"Errors logged by this run: {errors:,}")
+    if open_problems is not None:
+        lines.append(f"Open problems (records that still fail, retried every run): "
+                     f"{open_problems:,}"
+                     + (f" (see: hubspot-ledger errors --integration {integration_id})"
+                        if open_problems else ""))
     return "\n".join(lines)

@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from hubspot_ledger.hooks.hubspot import HubSpotHook
+from hubspot_ledger.ledger import problems
+from hubspot_ledger.ledger.problems import Problem
 from hubspot_ledger.ledger.records import Integration, IntegrationSettings, RemoteType
-from hubspot_ledger.ledger.writer import Change, LedgerWriter, Outcome, insert_errors
+from hubspot_ledger.ledger.writer import Change, LedgerWriter, Outcome
 from hubspot_ledger.sync import extract
 from hubspot_ledger.sync.mapping import (
     ContractDraft,
@@ -36,12 +38,15 @@ from hubspot_ledger.sync.models import (
     LineItem,
     MappingError,
     Product,
+    valid_unicode,
 )
 from hubspot_ledger.sync.prefetch import prefetch
 
 log = logging.getLogger(__name__)
 
 D = TypeVar("D")
+IMPORTED = frozenset({Change.CREATED, Change.UPDATED, Change.UNCHANGED})
+LOST = "lost"  # a staged deal that no longer qualifies (its payload is only this flag)
 # Deals or invoices handled together: one v4 association request takes 1,000 ids, and their
 # line items then fill whole batch reads of 100. Memory stays at a few MB per batch.
 DOCUMENT_BATCH = 1_000
@@ -69,7 +74,9 @@ class Tally:
     step: str
     total: int | None = None
     counts: dict[str, int] = field(default_factory=lambda: {c.value: 0 for c in Change})
-    errors: list[tuple[str | None, str | None, str]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    # Records that imported (or stopped qualifying): their open problems are settled.
+    settled: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def seen(self) -> int:
@@ -78,20 +85,36 @@ class Tally:
     def add(self, outcome: Outcome, remote_type: RemoteType, remote_id: str) -> None:
         self.counts[outcome.change.value] += 1
         if outcome.message:
-            self.errors.append((remote_type.value, remote_id, outcome.message))
+            self.problems.append(Problem(remote_type.value, remote_id, outcome.message,
+                                         warning=outcome.warning))
+        if outcome.change in IMPORTED or outcome.warning:
+            self.settled.append((remote_type.value, remote_id))
+
+    def warn(self, remote_type: RemoteType, remote_id: str | None, message: str) -> None:
+        """Something the accountant should know that needs no fix (logged as settled)."""
+        self.problems.append(Problem(remote_type.value, remote_id, message, warning=True))
+
+    def settle(self, remote_type: RemoteType, remote_ids: Iterable[str]) -> None:
+        self.settled.extend((remote_type.value, i) for i in remote_ids)
 
     def reject(self, error: MappingError) -> None:
         self.counts[(Change.SKIPPED if error.skipped else Change.FAILED).value] += 1
         detail = getattr(error, "detail", "")  # why "No valid line items", for the accountant
         message = f"{error.message} ({detail})" if detail else error.message
-        self.errors.append((error.remote_type.value, error.remote_id or None, message))
+        self.problems.append(Problem(error.remote_type.value, error.remote_id or None, message))
 
     def flush(self, ctx: StepContext) -> None:
-        """Write the pending errors (inside the batch's transaction) and log progress."""
-        if self.errors:
-            insert_errors(ctx.writer.conn, ctx.integration.id, ctx.run_id, self.step,
-                          self.errors)
-            self.errors = []
+        """Write the pending problems and settlements (inside the batch's transaction) and log
+        progress. A record settled and failing in one batch (a deal and its line) stays open."""
+        if self.settled:
+            failing = {(p.remote_type, p.remote_id) for p in self.problems if not p.warning}
+            problems.resolve(ctx.writer.conn, ctx.integration.id,
+                             [k for k in self.settled if k not in failing])
+            self.settled = []
+        if self.problems:
+            problems.log_problems(ctx.writer.conn, ctx.integration.id, ctx.run_id, self.step,
+                                  self.problems)
+            self.problems = []
         of_total = f"/{self.total:,}" if self.total is not None else ""
         log.info("%s %s%s (%s)", self.step, f"{self.seen:,}", of_total, self.summary())
 
@@ -117,15 +140,49 @@ def _draft(tally: Tally, build: Callable[..., D], *args: Any, **kwargs: Any) -> 
 
 def sync_products(ctx: StepContext) -> dict[str, int]:
     tally = Tally("products")
+    seen: set[str] = set()
     for page in prefetch(extract.products(ctx.hook, ctx.window)):
-        drafts = [draft for product in extract.parse(Product, page)
-                  if (draft := _draft(tally, map_product_to_item, product, ctx.mapping))
-                  is not None]
-        with ctx.writer.batch():
-            for draft, outcome in zip(drafts, ctx.writer.upsert_items(drafts), strict=True):
-                tally.add(outcome, RemoteType.PRODUCT, draft.remote_id)
-            tally.flush(ctx)
+        seen.update(str(r.get("id", "")) for r in page)
+        _load_products(ctx, tally, page)
+    for page in _retried(ctx, tally, RemoteType.PRODUCT, seen):
+        _load_products(ctx, tally, page)
     return tally.counts
+
+
+def _load_products(ctx: StepContext, tally: Tally, page: list[dict[str, Any]]) -> None:
+    drafts = [draft for product in extract.parse(Product, page)
+              if (draft := _draft(tally, map_product_to_item, product, ctx.mapping))
+              is not None]
+    with ctx.writer.batch():
+        for draft, outcome in zip(drafts, ctx.writer.upsert_items(drafts), strict=True):
+            tally.add(outcome, RemoteType.PRODUCT, draft.remote_id)
+        tally.flush(ctx)
+
+
+def _retried(ctx: StepContext, tally: Tally, remote_type: RemoteType, seen: set[str]
+             ) -> Iterator[list[dict[str, Any]]]:
+    """Pages of the records of this type with open problems that this run has not read yet,
+    read again by id, so a fix in HubSpot, a reopened period or a changed setting lands at the
+    next run (issue 10, "open problems"). One HubSpot no longer has is settled: nothing is
+    left to import."""
+    wanted = [i for i in _open(ctx, remote_type) if i not in seen]
+    if not wanted:
+        return
+    log.info("%s: retrying %s records with open problems", tally.step, f"{len(wanted):,}")
+    found: set[str] = set()
+    for page in extract.raw_by_id(ctx.hook, remote_type, wanted):
+        found.update(str(r.get("id", "")) for r in page)
+        seen.update(str(r.get("id", "")) for r in page)
+        yield page
+    gone = [i for i in wanted if i not in found]
+    if gone:
+        tally.settle(remote_type, gone)
+        with ctx.writer.batch():
+            tally.flush(ctx)
+
+
+def _open(ctx: StepContext, remote_type: RemoteType) -> list[str]:
+    return problems.open_ids(ctx.writer.conn, ctx.integration.id, remote_type.value)
 
 
 # -- companies → customers (R-COMP-1, R-COMP-2) ----------------------------------------------
@@ -133,7 +190,7 @@ def sync_products(ctx: StepContext) -> dict[str, int]:
 
 def sync_companies(ctx: StepContext) -> dict[str, int]:
     """Finds the qualifying deals (companies are reached only through them, R-COMP-1), stages
-    each with its primary company for sync_deals, and upserts those companies.
+    each with its primary company for sync_deals, and upserts every company on them.
 
     Three stages overlap: the deal search (HubSpot's search budget) in one thread, the deals'
     company associations and company reads (the general budget) in another, the ledger writes
@@ -144,14 +201,17 @@ def sync_companies(ctx: StepContext) -> dict[str, int]:
     company_ids: set[str] = set()
     seen: set[str] = set()
     tally = Tally("companies")
-    deals = prefetch(extract.rebatch(_deals_to_sync(ctx, seen), DOCUMENT_BATCH))
+    # Read here, not in the read-ahead thread: the writer's connection is this thread's.
+    retry = set(_open(ctx, RemoteType.DEAL))
+    lost: set[str] = set()
+    deals = prefetch(extract.rebatch(_deals_to_sync(ctx, seen, retry, lost), DOCUMENT_BATCH))
     for chunk, primaries, companies in prefetch(_with_companies(ctx, deals)):
         writer.stage(run_id, RemoteType.DEAL, [
             (deal_id, _jsonb({"deal": raw, "company_id": primaries.get(deal_id)}))
             for deal_id, raw in ((str(r.get("id", "")), r) for r in chunk)])
         writer.stage(run_id, RemoteType.COMPANY,
                      [(str(raw.get("id", "")), _jsonb(raw)) for raw in companies])
-        company_ids.update(p for p in primaries.values() if p)
+        company_ids.update(str(raw.get("id", "")) for raw in companies)
         _load_companies(ctx, tally, companies)
         log.info("companies: %s closed-won deals to sync so far, %s companies",
                  f"{len(seen):,}", f"{len(company_ids):,}")
@@ -159,54 +219,60 @@ def sync_companies(ctx: StepContext) -> dict[str, int]:
         # Customers whose company changed in HubSpot while none of its deals did.
         for page in extract.changed_companies(ctx.hook, ctx.window):
             mapped = writer.mapped(RemoteType.COMPANY, [str(r["id"]) for r in page])
-            _load_companies(ctx, tally, [r for r in page if str(r["id"]) in mapped
-                                         and str(r["id"]) not in company_ids])
+            fresh = [r for r in page if str(r["id"]) in mapped
+                     and str(r["id"]) not in company_ids]
+            company_ids.update(str(r["id"]) for r in fresh)
+            _load_companies(ctx, tally, fresh)
+    for page in _retried(ctx, tally, RemoteType.COMPANY, company_ids):
+        _load_companies(ctx, tally, page)
+    # Deals that stopped qualifying in the window: sync_deals voids their drafts.
+    writer.stage(run_id, RemoteType.DEAL, [(i, _jsonb({LOST: True})) for i in lost - seen])
     return tally.counts
 
 
 def _jsonb(value: Any) -> str:
-    """JSON PostgreSQL's jsonb accepts: it refuses the NUL character, which HubSpot may send
-    inside a text value (the map layer drops control characters anyway)."""
-    return json.dumps(_without_nul(value))
-
-
-def _without_nul(value: Any) -> Any:
-    if isinstance(value, str):
-        return value.replace("\x00", "")
-    if isinstance(value, dict):
-        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_without_nul(v) for v in value]
-    return value
+    """JSON PostgreSQL's jsonb accepts: it refuses NUL and lone surrogates, which HubSpot may
+    send inside a text value (the extract already replaced them; staging must never fail)."""
+    return json.dumps(valid_unicode(value))
 
 
 def _with_companies(ctx: StepContext, chunks: Iterator[list[dict[str, Any]]]
                     ) -> Iterator[tuple[list[dict[str, Any]], dict[str, str | None],
                                         list[dict[str, Any]]]]:
-    """Each chunk of deals with its primary company ids, and the companies not read before."""
+    """Each chunk of deals with its primary company ids (R-DEAL-4), and every company on
+    those deals not read before (R-COMP-1: a partner or subsidiary becomes a customer too)."""
     known: set[str] = set()
     for chunk in chunks:
         ids = [str(raw.get("id", "")) for raw in chunk]
         links = ctx.hook.batch_associations("deals", "companies", ids)
         primaries = {i: extract.primary_company(links.get(i, [])) for i in ids}
-        new = {p for p in primaries.values() if p} - known
+        new = {c for i in ids for c in extract.company_ids(links.get(i, []))} - known
         known |= new
         companies = [raw for page in extract.raw_by_id(ctx.hook, RemoteType.COMPANY, new)
                      for raw in page]
         yield chunk, primaries, companies
 
 
-def _deals_to_sync(ctx: StepContext, seen: set[str]) -> Iterator[list[dict[str, Any]]]:
+def _deals_to_sync(ctx: StepContext, seen: set[str], retry: set[str], lost: set[str]
+                   ) -> Iterator[list[dict[str, Any]]]:
     """Pages of qualifying deals: all of them, or (incremental, backfill window) those
-    modified in the window and those whose line items were. `seen` collects their ids."""
+    modified in the window and those whose line items were; and, every run, the deals with
+    open problems that still qualify. `seen` collects their ids; `lost` the deals changed in
+    the window that no longer qualify."""
     cutoff = ctx.integration.cutoff_date
-    for page in extract.closed_won_deals(ctx.hook, cutoff, ctx.window):
+    if ctx.window is None:
+        pages = extract.closed_won_deals(ctx.hook, cutoff)
+    else:
+        pages = extract.partition(extract.changed(ctx.hook, RemoteType.DEAL, ctx.window),
+                                  lambda page: extract.qualifying_deals(page, cutoff), lost)
+    for page in pages:
         seen.update(str(r.get("id", "")) for r in page)
         yield page
-    if ctx.window is None:
-        return
-    owners = extract.owners_of_changed_lines(ctx.hook, RemoteType.DEAL, ctx.window) - seen
-    for page in extract.raw_by_id(ctx.hook, RemoteType.DEAL, owners):
+    owners: set[str] = set()
+    if ctx.window is not None:
+        owners = extract.owners_of_changed_lines(ctx.hook, RemoteType.DEAL, ctx.window)
+    owners |= retry
+    for page in extract.raw_by_id(ctx.hook, RemoteType.DEAL, owners - seen):
         page = extract.qualifying_deals(page, cutoff)
         seen.update(str(r.get("id", "")) for r in page)
         if page:
@@ -230,32 +296,79 @@ def _load_companies(ctx: StepContext, tally: Tally, page: list[dict[str, Any]]) 
 def sync_deals(ctx: StepContext) -> dict[str, int]:
     writer = ctx.writer
     tally = Tally("deals", total=writer.staged_count(ctx.run_id, RemoteType.DEAL))
-    for deals, lines, companies in prefetch(_deal_batches(ctx)):
-        products = _unmapped_products(ctx, lines.values())
+    staged: set[str] = set()
+    retry = set(_open(ctx, RemoteType.DEAL))
+    lost: set[str] = set()
+    for deals, lines, companies in prefetch(_deal_batches(ctx, lost)):
+        staged.update(deals)
+        products = _unmapped_products(ctx, tally, lines.values())
         drafts = [draft for deal_id, (deal, company_id) in deals.items()
                   if (draft := _draft(tally, _deal_draft, deal, lines.get(deal_id, []),
                                       ctx.mapping, products=products,
                                       company=companies.get(company_id) if company_id
                                       else None)) is not None]
+        _warn_drafts(tally, RemoteType.DEAL, drafts)
         with writer.batch():
             for draft, outcome in zip(drafts, writer.upsert_contracts(drafts), strict=True):
                 tally.add(outcome, RemoteType.DEAL, draft.remote_id)
             tally.flush(ctx)
+    if ctx.window is not None:
+        lost |= extract.archived_in(ctx.hook, RemoteType.DEAL, ctx.window)
+    else:
+        lost |= set(writer.live_documents(RemoteType.DEAL))
+    _void_lost(ctx, tally, RemoteType.DEAL, (lost | retry) - staged)
     return tally.counts
+
+
+def _warn_drafts(tally: Tally, remote_type: RemoteType, drafts: Sequence[Any]) -> None:
+    """The map layer's warnings (an amount HubSpot rounds differently…): worth knowing,
+    nothing to fix in the sync."""
+    for draft in drafts:
+        for warning in getattr(draft, "warnings", ()):
+            tally.warn(remote_type, draft.remote_id, warning)
+
+
+def _void_lost(ctx: StepContext, tally: Tally, remote_type: RemoteType,
+               candidates: set[str]) -> None:
+    """Void the drafts of the candidates that no longer qualify (DESIGN "lost deals and
+    invoices"), settle their open problems, and say why in the errors log. Each candidate is
+    read again by id, so a record that still qualifies is never voided."""
+    candidates.discard("")
+    if not candidates:
+        return
+    cutoff = ctx.integration.cutoff_date
+    properties = (["dealstage", "closedate"] if remote_type is RemoteType.DEAL
+                  else ["hs_invoice_date"])
+    raws = {str(r.get("id", "")): r for page in
+            extract.raw_by_id(ctx.hook, remote_type, candidates, properties) for r in page}
+    why = extract.why_deal_lost if remote_type is RemoteType.DEAL else extract.why_invoice_lost
+    reasons = {rid: reason for rid in candidates
+               if (reason := why(raws.get(rid), cutoff)) is not None}
+    if not reasons:
+        return
+    with ctx.writer.batch():
+        voided, notes = ctx.writer.void_documents(remote_type, reasons)
+        tally.counts[Change.VOIDED.value] += voided
+        tally.problems.extend(notes)
+        tally.settle(remote_type, reasons)
+        tally.flush(ctx)
 
 
 DealBatch = tuple[dict[str, tuple[Deal | MappingError, str | None]],
                   dict[str, list[LineItem | MappingError]], dict[str, Company]]
 
 
-def _deal_batches(ctx: StepContext) -> Iterator[DealBatch]:
-    """Staged deals with their line items and primary companies, a batch at a time. Runs in
-    the read-ahead thread, so it reads the staging through a connection of its own."""
+def _deal_batches(ctx: StepContext, lost: set[str]) -> Iterator[DealBatch]:
+    """Staged deals with their line items and primary companies, a batch at a time; the ids
+    staged as lost go to `lost`. Runs in the read-ahead thread, so it reads the staging
+    through a connection of its own."""
     with closing(ctx.connect()) as conn:
         staging = LedgerWriter(conn, ctx.integration.id, ctx.writer.organization_id)
         for batch in staging.staged(ctx.run_id, RemoteType.DEAL, DOCUMENT_BATCH):
+            lost.update(deal_id for deal_id, payload in batch if payload.get(LOST))
             deals = {deal_id: (extract.parse_one(Deal, payload["deal"]),
-                               payload.get("company_id")) for deal_id, payload in batch}
+                               payload.get("company_id")) for deal_id, payload in batch
+                     if not payload.get(LOST)}
             readable = [i for i, (d, _) in deals.items() if not isinstance(d, MappingError)]
             lines = _lines_by_owner(ctx, RemoteType.DEAL, readable)
             yield deals, lines, _staged_companies(staging, ctx.run_id,
@@ -288,15 +401,29 @@ def sync_invoices(ctx: StepContext) -> dict[str, int]:
     tally = Tally("invoices")
     cutoff = ctx.integration.cutoff_date
     seen: set[str] = set()
-    searched = prefetch(extract.rebatch(extract.invoices(ctx.hook, cutoff, ctx.window),
-                                        DOCUMENT_BATCH))
+    retry = set(_open(ctx, RemoteType.INVOICE))
+    lost: set[str] = set()
+    if ctx.window is None:
+        pages = extract.invoices(ctx.hook, cutoff)
+    else:
+        pages = extract.partition(extract.changed(ctx.hook, RemoteType.INVOICE, ctx.window),
+                                  lambda page: extract.qualifying_invoices(page, cutoff), lost)
+    searched = prefetch(extract.rebatch(pages, DOCUMENT_BATCH))
     for chunk, lines in prefetch(_with_lines(ctx, searched)):
         seen.update(str(r.get("id", "")) for r in chunk)
         _load_invoices(ctx, tally, chunk, lines)
+    owners = retry - seen
     if ctx.window is not None:
-        owners = extract.owners_of_changed_lines(ctx.hook, RemoteType.INVOICE, ctx.window)
-        for page in extract.raw_by_id(ctx.hook, RemoteType.INVOICE, owners - seen):
-            _load_invoices(ctx, tally, extract.qualifying_invoices(page, cutoff))
+        owners |= extract.owners_of_changed_lines(ctx.hook, RemoteType.INVOICE, ctx.window)
+    for page in extract.raw_by_id(ctx.hook, RemoteType.INVOICE, owners - seen):
+        page = extract.qualifying_invoices(page, cutoff)
+        seen.update(str(r.get("id", "")) for r in page)
+        _load_invoices(ctx, tally, page)
+    if ctx.window is not None:
+        lost |= extract.archived_in(ctx.hook, RemoteType.INVOICE, ctx.window)
+    else:
+        lost |= set(ctx.writer.live_documents(RemoteType.INVOICE))
+    _void_lost(ctx, tally, RemoteType.INVOICE, (lost | retry) - seen)
     return tally.counts
 
 
@@ -319,14 +446,14 @@ def _load_invoices(ctx: StepContext, tally: Tally, page: list[dict[str, Any]],
     if lines is None:
         lines = _lines_by_owner(ctx, RemoteType.INVOICE,
                                 [i.id for i in invoices if isinstance(i, Invoice)])
-    # Invoices run before the products step: an unmapped product's item is drafted from the
-    # copies of SKU and name its lines carry (no request), and the products step then
-    # completes it from the product itself.
-    products: dict[str, Product] = {}
+    # Invoices run before the products step: an unmapped product is read now, so its item is
+    # written right once (DESIGN "first sync with invoices on").
+    products = _unmapped_products(ctx, tally, lines.values())
     drafts = [draft for invoice in invoices
               if (draft := _draft(tally, _invoice_draft, invoice,
                                   lines.get(getattr(invoice, "id", ""), []), ctx.mapping,
                                   products=products)) is not None]
+    _warn_drafts(tally, RemoteType.INVOICE, drafts)
     with ctx.writer.batch():
         for draft, outcome in zip(drafts, ctx.writer.upsert_invoices(drafts), strict=True):
             tally.add(outcome, RemoteType.INVOICE, draft.remote_id)
@@ -365,13 +492,25 @@ def _readable_lines(owner: HubSpotRecord, lines: Sequence[LineItem | MappingErro
     return [line for line in lines if isinstance(line, LineItem)]
 
 
-def _unmapped_products(ctx: StepContext, lines: Iterable[Sequence[LineItem | MappingError]]
+def _unmapped_products(ctx: StepContext, tally: Tally,
+                       lines: Iterable[Sequence[LineItem | MappingError]]
                        ) -> Mapping[str, Product]:
-    """The products of these lines that have no item yet (R-DEAL-2: created on the spot). A
-    product HubSpot no longer returns (archived) is drafted from the line's own copies."""
+    """The products of these lines that have no item yet (R-DEAL-2: created on the spot),
+    read from HubSpot so that each item is written right once. An archived product is read
+    from HubSpot's recycle bin (`archived=true`): its item gets the product's real type,
+    description and accounts. Only a product HubSpot no longer has at all is drafted from the
+    line's own copies, with a warning."""
     product_ids = {line.product_id for group in lines for line in group
                    if isinstance(line, LineItem) and line.product_id}
     mapped = ctx.writer.mapped(RemoteType.PRODUCT, sorted(product_ids))
     missing = [p for p in product_ids if p not in mapped]
     found = extract.read_by_id(ctx.hook, RemoteType.PRODUCT, Product, missing)
+    archived = [p for p in missing if p not in found]
+    found.update(extract.read_by_id(ctx.hook, RemoteType.PRODUCT, Product, archived,
+                                    archived=True))
+    for pid in sorted(p for p in archived if p not in found):
+        tally.warn(RemoteType.PRODUCT, pid,
+                   f"Product {pid} is no longer in HubSpot (not even archived): its item is "
+                   "drafted from the SKU and name its lines carry, as a goods item; check the "
+                   "item's type and accounts")
     return {pid: product for pid, product in found.items() if isinstance(product, Product)}

@@ -43,6 +43,7 @@ def validate_setup(integration_id: int, **context: Any) -> None:
 
 def refresh_token(integration_id: int, **context: Any) -> None:
     """R-AUTH-6: refresh the access token when it is near expiry, before any sync step."""
+    from hubspot_ledger.hooks.hubspot import HubSpotError
     from hubspot_ledger.tokens import IntegrationTokens
 
     try:
@@ -50,14 +51,30 @@ def refresh_token(integration_id: int, **context: Any) -> None:
     except ReconnectRequired as exc:
         _note_failure(integration_id, context, "refresh_token", exc)
         _fail_without_retry(exc)
+    except HubSpotError as exc:
+        # Temporary (Airflow retries) or the deployment's app refused (fails once): either way
+        # the run's report must say why; a retry that succeeds clears it.
+        _note_failure(integration_id, context, "refresh_token", exc)
+        raise
+    if (context.get("ti") is not None and getattr(context["ti"], "try_number", 1) > 1):
+        _clear_failure(integration_id, context, "refresh_token")
     log.info("HubSpot access token of integration %s is valid", integration_id)
 
 
-def choose_invoice_branch(integration_id: int, **_: Any) -> list[str]:
-    """R-SYNC-3: with the toggle off, the invoice step is skipped and makes no request."""
-    from hubspot_ledger.hooks.ledger import LedgerHook
+def choose_invoice_branch(integration_id: int, **context: Any) -> list[str]:
+    """R-SYNC-3: with the toggle off, the invoice step is skipped and makes no request.
 
-    on = LedgerHook().get_settings(integration_id).sync_invoices
+    The decision is recorded on the run, so the report judges the run by it (not by the toggle
+    as it may be later). While the toggle is off the invoices are not followed, so their
+    coverage is dropped: turning it on again reads every qualifying invoice."""
+    from hubspot_ledger.hooks.ledger import LedgerHook
+    from hubspot_ledger.ledger.records import RemoteType
+
+    ledger = LedgerHook()
+    on = ledger.get_settings(integration_id).sync_invoices
+    ledger.set_run_invoices(ledger.start_sync_run(integration_id, _dag_run_id(context)), on)
+    if not on:
+        ledger.drop_coverage(integration_id, RemoteType.INVOICE.value)
     log.info("Invoice sync for integration %s: %s", integration_id, "on" if on else "off")
     return [INVOICES_TASK, PRODUCTS_TASK] if on else [PRODUCTS_TASK]
 
@@ -107,6 +124,14 @@ def backfill_window(run_type: str, start: dt.datetime | None, end: dt.datetime |
     if "backfill" not in run_type.lower() or start is None or end is None or end <= start:
         return None
     return start, end
+
+
+def _clear_failure(integration_id: int, context: dict[str, Any], task: str) -> None:
+    """A retry of `task` succeeded: its earlier failure no longer fails the run."""
+    from hubspot_ledger.hooks.ledger import LedgerHook
+
+    ledger = LedgerHook()
+    ledger.clear_run_failure(ledger.start_sync_run(integration_id, _dag_run_id(context)), task)
 
 
 def _note_failure(integration_id: int, context: dict[str, Any], task: str,

@@ -11,6 +11,9 @@ from hubspot_ledger.sync.models import Company, clean_line
 def map_company_to_customer(company: Company) -> CustomerDraft:
     """A customer of type `company`, its fields per company_to_customer.yaml (blank → None).
 
+    Every field is display text (the customer's identity is its HubSpot id, R-COMP-2): one line
+    each, cut with a visible "…" beyond NAME_MAX characters, never refused for its length.
+
     A company without a name is named after its domain, else "HubSpot company <id>": the deals
     it bought must not be lost for a missing name, and the id lets an accountant find it.
     """

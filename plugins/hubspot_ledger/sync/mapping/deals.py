@@ -14,6 +14,7 @@ from hubspot_ledger.sync.mapping.drafts import (
     placeholder_customer,
 )
 from hubspot_ledger.sync.mapping.lines import (
+    amount_warnings,
     line_description,
     line_item,
     line_product_id,
@@ -64,6 +65,9 @@ def map_deal_to_contract(deal: Deal, line_items: Sequence[LineItem], context: Ma
         currency=currency.code, contract_date=contract_date,
         total_amount=total_of(deal, currency, (o.amount for o in obligations)),
         obligations=obligations,
+        # DESIGN "obligation money": the ledger keeps its own figure; a different HubSpot
+        # `amount` is only reported (R-DEAL-3).
+        warnings=amount_warnings(deal, priced, currency),
     )
 
 
@@ -93,7 +97,7 @@ def _memo(deal: Deal, context: MappingContext) -> str:
 def _obligation(deal: Deal, line: LineItem, money: LineMoney, products: Mapping[str, Product],
                 context: MappingContext) -> ObligationDraft:
     product_id = line_product_id(deal, line)
-    item = line_item(line, product_id, products, context)
+    item = line_item(deal, line, product_id, products, context)
     return ObligationDraft(
         remote_id=line.id, product_id=product_id, item=item,
         description=line_description(line, item), quantity=money.quantity,

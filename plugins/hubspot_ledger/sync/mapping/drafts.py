@@ -25,6 +25,9 @@ from hubspot_ledger.ledger.records import (
 )
 
 PLACEHOLDER_NAME = "Unknown"
+# Metadata of a field a draft reports but does not write (its warnings): left out of the
+# fingerprint, so that a re-run with the same HubSpot data is still "unchanged".
+NOT_WRITTEN = {"fingerprint": False}
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +89,9 @@ class ObligationDraft:
 
     remote_id: str
     product_id: str
-    item: ItemDraft
+    # Only used to create the item when the product has none yet: the obligation points at the
+    # product's mapped item whichever way that item was drafted, so it is not fingerprinted.
+    item: ItemDraft = field(metadata=NOT_WRITTEN)
     description: str | None
     quantity: Decimal  # numeric(20,6)
     unit_price: Decimal  # numeric(20,6)
@@ -112,6 +117,9 @@ class ContractDraft:
     total_amount: Decimal  # sum of the obligations' amounts
     obligations: tuple[ObligationDraft, ...]
     status: ContractStatus = ContractStatus.DRAFT
+    # For the errors log: one per line whose HubSpot `amount` differs from the obligation's
+    # (DESIGN "obligation money"); not written, so neither compared nor fingerprinted.
+    warnings: tuple[str, ...] = field(default=(), compare=False, metadata=NOT_WRITTEN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +131,7 @@ class InvoiceLineDraft:
 
     remote_id: str  # the HubSpot line item id (also for its discount line)
     product_id: str
-    item: ItemDraft
+    item: ItemDraft = field(metadata=NOT_WRITTEN)  # as ObligationDraft.item
     description: str | None
     quantity: Decimal
     unit_price: Decimal
@@ -151,6 +159,10 @@ class InvoiceDraft:
     lines: tuple[InvoiceLineDraft, ...]
     customer: CustomerDraft = field(default_factory=lambda: placeholder_customer())
     company: CompanyDraft = field(default_factory=CompanyDraft)
+    # For the errors log: one per line whose HubSpot `amount` differs from its line less its
+    # discount line (DESIGN "obligation money"); not written, so neither compared nor
+    # fingerprinted.
+    warnings: tuple[str, ...] = field(default=(), compare=False, metadata=NOT_WRITTEN)
 
 
 def placeholder_customer() -> CustomerDraft:
@@ -175,9 +187,11 @@ def fingerprint(draft: Draft) -> str:
 
 
 def _plain(value: Any) -> Any:
-    """`dataclasses.asdict` without its deep copies (fingerprints are on the load's hot path)."""
+    """`dataclasses.asdict` without its deep copies (fingerprints are on the load's hot path)
+    and without what a draft does not write (NOT_WRITTEN)."""
     if is_dataclass(value):
-        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)
+                if f.metadata.get("fingerprint", True)}
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
     return value

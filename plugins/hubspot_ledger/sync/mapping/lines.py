@@ -1,22 +1,26 @@
-"""What deal and invoice line items share: reading them, their items, and naming them in
-errors of the record that owns them (DESIGN "partly bad records": the error names the line,
-the whole deal or invoice is not imported)."""
+"""What deal and invoice line items share: reading them, their items, naming them in errors
+of the record that owns them (DESIGN "partly bad records": the error names the line, the whole
+deal or invoice is not imported), and warning where HubSpot's own amount differs from the
+ledger's (DESIGN "obligation money")."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from decimal import Decimal
 
 from hubspot_ledger.sync.mapping.context import MappingContext
 from hubspot_ledger.sync.mapping.drafts import ItemDraft
-from hubspot_ledger.sync.mapping.money import Currency, LineMoney, line_money
+from hubspot_ledger.sync.mapping.money import Currency, LineMoney, line_money, show
 from hubspot_ledger.sync.mapping.products import item_from_line, map_product_to_item
 from hubspot_ledger.sync.models import (
+    BadValue,
     HubSpotRecord,
     LineItem,
     MappingError,
     Product,
     SkipRecord,
     clean_line,
+    quote,
 )
 
 NO_VALID_LINES = "No valid line items"  # R-DEAL-7, the reference product's words
@@ -73,16 +77,92 @@ def line_product_id(owner: HubSpotRecord, line: LineItem) -> str:
     return product_id
 
 
-def line_item(line: LineItem, product_id: str, products: Mapping[str, Product],
-              context: MappingContext) -> ItemDraft:
+def line_item(owner: HubSpotRecord, line: LineItem, product_id: str,
+              products: Mapping[str, Product], context: MappingContext) -> ItemDraft:
     """The item a line sells (R-DEAL-2): drafted from its product record when the caller read
-    it, else from the copies of SKU and name the line carries (product deleted or archived)."""
+    it, else from the copies of SKU and name the line carries (product gone from HubSpot).
+    A product the ledger refuses (a SKU too long to keep whole) fails the owner, naming the
+    line (DESIGN "partly bad records")."""
     product = products.get(product_id)
-    if product is not None:
-        return map_product_to_item(product, context)
-    return item_from_line(line, product_id, context)
+    try:
+        if product is not None:
+            return map_product_to_item(product, context)
+        return item_from_line(line, product_id, context)
+    except MappingError as exc:
+        subject = line.subject
+        raise MappingError(owner.REMOTE_TYPE, owner.id,
+                           f"{owner.subject} not imported: {subject[:1].lower()}{subject[1:]} "
+                           f"sells an item the ledger refuses: {exc.message}") from None
 
 
 def line_description(line: LineItem, item: ItemDraft) -> str:
     """What the ledger line says: the line's name, else its item's name."""
     return clean_line(line.name) or item.name
+
+
+def amount_warnings(owner: HubSpotRecord, priced: Iterable[tuple[LineItem, LineMoney]],
+                    currency: Currency, *, discount_lines: bool = False) -> tuple[str, ...]:
+    """One warning per line whose HubSpot `amount` differs from the ledger's net (DESIGN
+    "obligation money": a difference is a warning, not a failure; the ledger keeps its own
+    figure, computed by HubSpot's rule, R-DEAL-3 and R-INV-4). `discount_lines`: the owner is an
+    invoice, whose discount the ledger books as a separate negative line (R-INV-4)."""
+    found = (_amount_warning(owner, line, money, currency, discount_lines)
+             for line, money in priced)
+    return tuple(warning for warning in found if warning is not None)
+
+
+def _amount_warning(owner: HubSpotRecord, line: LineItem, money: LineMoney, currency: Currency,
+                    discount_lines: bool) -> str | None:
+    try:
+        hubspot = line.decimal("amount")
+    except BadValue:
+        # HubSpot calculates `amount` itself, so an unreadable one is odd but harmless: the
+        # ledger never books it.
+        said = f"HubSpot's amount {quote(line.text('amount') or '')} is not a number"
+    else:
+        if hubspot is None or hubspot == money.net:
+            return None
+        said = f"HubSpot's amount is {_amount(hubspot)} {currency.code}"
+    return (f"{owner.subject}: {_lowered(line.subject)}: {said}, but the ledger books "
+            f"{_booked(money, currency, discount_lines)} ({_working(money, currency)}); "
+            "check the line in HubSpot")
+
+
+def _booked(money: LineMoney, currency: Currency, discount_lines: bool) -> str:
+    code = currency.code
+    if discount_lines and money.discount_total:
+        return (f"{_amount(money.gross)} {code} and a discount line of "
+                f"{_amount(-money.discount_total)} {code}, {_amount(money.net)} {code} net")
+    return f"{_amount(money.net)} {code}"
+
+
+def _working(money: LineMoney, currency: Currency) -> str:
+    """How the ledger's figure comes about, for the accountant to redo by hand."""
+    places = currency.minor_unit
+    rounded = (f"rounded half up to {currency.code}'s {places} "
+               f"decimal{'' if places == 1 else 's'}")
+    gross = (f"{show(money.quantity)} × {show(money.unit_price)} = "
+             f"{_figure(money.exact_gross, money.gross)}")
+    if money.discount_percent is not None:
+        off = f"{show(money.discount_percent)} % of it"
+    elif money.unit_discount is not None:
+        off = f"{show(money.unit_discount)} per unit"
+    else:
+        return f"{gross}, {rounded}"
+    return (f"{gross}, less {off} = {_figure(money.exact_discount, money.discount_total)}, "
+            f"{rounded}")
+
+
+def _figure(exact: Decimal, rounded: Decimal) -> str:
+    """`0.025 → 0.03` where rounding changed the figure, else just `0.03`."""
+    return _amount(rounded) if exact == rounded else f"{show(exact)} → {_amount(rounded)}"
+
+
+def _amount(value: Decimal) -> str:
+    """An amount already rounded to its currency, with all its minor digits (0.10, 100.00)."""
+    return format(value, "f")
+
+
+def _lowered(subject: str) -> str:
+    """`Line item 1 ("x")` inside a sentence: `line item 1 ("x")`."""
+    return f"{subject[:1].lower()}{subject[1:]}"

@@ -70,33 +70,49 @@ class LineMoney:
     gross: Decimal  # quantity × unit price, rounded to the currency
     discount_percent: Decimal | None  # a percentage discount, 0 < p ≤ 100
     unit_discount: Decimal | None  # a fixed discount, per unit
-    discount_total: Decimal  # what the discount takes off the line (0 when none)
+    discount_total: Decimal  # what the discount takes off the line, rounded (0 when none)
     net: Decimal  # gross − discount_total: the line's amount after its discount
+    # Before their rounding, to show an accountant how the figures come about (warnings).
+    exact_gross: Decimal
+    exact_discount: Decimal
 
 
 def line_money(line: LineItem, currency: Currency) -> LineMoney:
     """Quantity, unit price and discount of a line, validated, and the amounts they give.
 
-    A percentage applies to the line total, rounded once there: 10 × 234.56 at 20 % is
-    2,345.60 − 469.12 = 1,876.48, not 10 × 187.65. A fixed discount is per unit, so the line's
-    discount is `discount × quantity` (3 × 100 with discount 10 → 30 off, 270 net).
+    HubSpot's rule (R-DEAL-3, R-INV-4; DESIGN "obligation money"): the line total and the
+    discount are each rounded half up to the currency's minor unit, then subtracted, so the
+    ledger's net is HubSpot's `amount` to the cent (or yen, or fils). A percentage applies to
+    the unrounded line total: 10 × 234.56 at 20 % is 2,345.60 − 469.12 = 1,876.48, not
+    10 × 187.65; 1 × 0.05 at 50 % is 0.05 − 0.03 (0.025 rounded) = 0.02. A fixed discount is
+    per unit, so the line's discount is `discount × quantity` (3 × 100 with discount 10 → 30
+    off, 270 net).
     """
     with localcontext() as ctx:
         ctx.prec = PRECISION
         quantity = _unit_value(line, "quantity", line.required("quantity", line.quantity))
         unit_price = _unit_value(line, "price", line.required("price", line.unit_price))
         percent, unit_discount = _discounts(line, unit_price)
-        gross = _line_total(line, currency.round(quantity * unit_price))
-        if percent is not None:
-            net = currency.round(quantity * unit_price * (HUNDRED - percent) / HUNDRED)
-            discount = gross - net
-        elif unit_discount is not None:
-            # Rounding is monotonic and unit_discount ≤ unit_price, so discount ≤ gross.
-            discount = currency.round(unit_discount * quantity)
-        else:
-            discount = currency.round(Decimal(0))
+        exact = quantity * unit_price
+        gross = _line_total(line, currency.round(exact))
+        # Rounding is monotonic and percent ≤ 100, unit_discount ≤ unit_price, so the rounded
+        # discount never exceeds the rounded gross: the net is never negative.
+        exact_discount = _exact_discount(exact, quantity, percent, unit_discount)
+        discount = currency.round(exact_discount)
         return LineMoney(quantity, unit_price, gross, percent, unit_discount, discount,
-                         gross - discount)
+                         gross - discount, exact, exact_discount)
+
+
+def _exact_discount(exact_gross: Decimal, quantity: Decimal, percent: Decimal | None,
+                    unit_discount: Decimal | None) -> Decimal:
+    """The line's discount before its one rounding: a percentage of the unrounded line total
+    (rounding the total first would drift a cent in half-cent cases), or the unit discount
+    taken off every unit."""
+    if percent is not None:
+        return exact_gross * percent / HUNDRED
+    if unit_discount is not None:
+        return unit_discount * quantity
+    return Decimal(0)
 
 
 def _unit_value(line: LineItem, prop: str, value: Decimal) -> Decimal:
