@@ -69,8 +69,8 @@ def test_a_bad_record_fails_alone_when_the_page_falls_back(
     org = org_factory("Fallback Ltd")
     writer, conn = writer_for(ledger, org)
     writer.upsert_items([_accounts(item("1", "A"), org), _accounts(item("2", "B"), org)])
-    # Product 2's SKU changes to one item A already has: the page's UPDATE fails, the page is
-    # redone record by record, and only product 2 fails, with a message saying why.
+    # Product 2's SKU changes to one item A already has: only product 2 fails, with a message
+    # saying why, and the rest of the page lands (the SKU is the item's identity).
     outcomes = writer.upsert_items([_accounts(item("2", "A"), org),
                                     _accounts(item("4", "D"), org)])
     assert [o.change for o in outcomes] == [Change.FAILED, Change.CREATED]

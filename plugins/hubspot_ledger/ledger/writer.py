@@ -5,9 +5,12 @@ One writer per sync step, on the connection that holds the integration's write l
 its last written draft is fingerprinted, so a re-run with nothing changed writes nothing
 (R-PROD-5, issue 4 "re-run changes nothing").
 
-Each `upsert_*` call loads one record inside a savepoint and says what happened (`Outcome`): a
-database error rolls back that record alone and is reported as `failed`, so one bad record
-never loses its batch (R-SYNC-6). The caller commits batches (`batch()`).
+One write path per record kind: a page of drafts is written in a handful of set-based
+statements (`ledger/bulk.py`), and every business rule (SKU identity, locked periods, documents
+accountants own, voids) is decided there, once. If a statement of the page fails, the same page
+function runs again for each record alone under its own savepoint, so one bad record never
+loses its page (R-SYNC-6); each call says what happened to each record (`Outcome`). The caller
+commits batches (`batch()`).
 
 Knows nothing about HubSpot's API: drafts come from the map layer.
 """
@@ -16,11 +19,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 
@@ -37,6 +40,7 @@ from hubspot_ledger.sync.mapping.drafts import (
 )
 
 log = logging.getLogger(__name__)
+D = TypeVar("D", ContractDraft, InvoiceDraft)
 
 TABLE_OF = {RemoteType.PRODUCT: "items", RemoteType.COMPANY: "customers",
             RemoteType.DEAL: "contracts", RemoteType.INVOICE: "invoices"}
@@ -136,136 +140,6 @@ class LedgerWriter:
             [self.integration_id, remote_type.value, list(remote_ids)]).fetchall()
         return {r[0]: Mapped(int(r[1]), r[2]) for r in rows}
 
-    def _link(self, remote_type: RemoteType, remote_id: str, table: str, local_id: int,
-              print_: str | None) -> None:
-        self.conn.execute(
-            "INSERT INTO ledger.integration_records "
-            "(integration_id, remote_type, remote_id, local_table, local_id, fingerprint) "
-            "VALUES (%s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT (integration_id, remote_type, remote_id) DO UPDATE SET "
-            "local_table = EXCLUDED.local_table, local_id = EXCLUDED.local_id, "
-            "fingerprint = EXCLUDED.fingerprint",
-            [self.integration_id, remote_type.value, remote_id, table, local_id, print_])
-
-    def _unlink(self, remote_type: RemoteType, remote_ids: Sequence[str]) -> None:
-        self.conn.execute(
-            "DELETE FROM ledger.integration_records WHERE integration_id = %s "
-            "AND remote_type = %s AND remote_id = ANY(%s)",
-            [self.integration_id, remote_type.value, list(remote_ids)])
-
-    def _exists(self, table: str, local_id: int) -> bool:
-        row = self.conn.execute(
-            f"SELECT 1 FROM ledger.{table} WHERE id = %s AND organization_id = %s",  # noqa: S608
-            [local_id, self.organization_id]).fetchone()
-        return row is not None
-
-    # -- items (R-PROD-1…5, R-DEAL-2) -----------------------------------------------------
-
-    def upsert_item(self, draft: ItemDraft) -> Outcome:
-        return self._guarded(RemoteType.PRODUCT, draft.remote_id, lambda: self._item(draft))
-
-    def item_id(self, draft: ItemDraft) -> int:
-        """The item of a line's product: the mapped one, else created on the spot (R-DEAL-2).
-        Runs inside the caller's savepoint."""
-        found = self.mapped(RemoteType.PRODUCT, [draft.remote_id]).get(draft.remote_id)
-        if found is not None and self._exists("items", found.local_id):
-            return found.local_id
-        outcome = self._item(draft)
-        assert outcome.local_id is not None
-        return outcome.local_id
-
-    def _item(self, draft: ItemDraft) -> Outcome:
-        print_ = fingerprint(draft)
-        found = self.mapped(RemoteType.PRODUCT, [draft.remote_id]).get(draft.remote_id)
-        if found is not None and not self._exists("items", found.local_id):
-            found = None  # deleted in the ledger: create it again
-        if found is not None and found.fingerprint == print_:
-            return Outcome(Change.UNCHANGED, found.local_id)
-        values = [draft.sku, draft.name, draft.description, draft.item_type.value,
-                  draft.income_account_id, draft.expense_account_id,
-                  draft.deferred_revenue_account_id]
-        if found is not None:
-            self._check_sku_free(draft, found.local_id)
-            self.conn.execute(
-                "UPDATE ledger.items SET sku = %s, name = %s, description = %s, item_type = %s,"
-                " income_account_id = %s, expense_account_id = %s, "
-                "deferred_revenue_account_id = %s WHERE id = %s AND organization_id = %s",
-                [*values, found.local_id, self.organization_id])
-            self._link(RemoteType.PRODUCT, draft.remote_id, "items", found.local_id, print_)
-            return Outcome(Change.UPDATED, found.local_id)
-        # The SKU is the item's identity within the organization: an item that already has it
-        # (made by hand, or mapped from another product with the same SKU) is that product's
-        # item too, never a duplicate (README "two products with one SKU").
-        row = self.conn.execute(
-            "INSERT INTO ledger.items (organization_id, sku, name, description, item_type, "
-            "income_account_id, expense_account_id, deferred_revenue_account_id) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT (organization_id, sku) DO UPDATE SET name = EXCLUDED.name, "
-            "description = EXCLUDED.description, item_type = EXCLUDED.item_type, "
-            "income_account_id = EXCLUDED.income_account_id, "
-            "expense_account_id = EXCLUDED.expense_account_id, "
-            "deferred_revenue_account_id = EXCLUDED.deferred_revenue_account_id "
-            "RETURNING id, (xmax = 0)", [self.organization_id, *values]).fetchone()
-        assert row is not None
-        self._link(RemoteType.PRODUCT, draft.remote_id, "items", int(row[0]), print_)
-        return Outcome(Change.CREATED if row[1] else Change.UPDATED, int(row[0]))
-
-    def _check_sku_free(self, draft: ItemDraft, item_id: int) -> None:
-        row = self.conn.execute(
-            "SELECT id FROM ledger.items WHERE organization_id = %s AND sku = %s AND id <> %s",
-            [self.organization_id, draft.sku, item_id]).fetchone()
-        if row is not None:
-            raise Rejected(f"Product {draft.remote_id}: its SKU changed to \"{draft.sku}\", "
-                           f"which item {row[0]} already has; give each product its own SKU "
-                           "in HubSpot")
-
-    # -- customers (R-COMP-2, R-DEAL-4, R-INV-6) ----------------------------------------
-
-    def upsert_customer(self, draft: CustomerDraft) -> Outcome:
-        assert draft.remote_id is not None
-        return self._guarded(RemoteType.COMPANY, draft.remote_id,
-                             lambda: self._customer(draft))
-
-    def customer_id(self, draft: CustomerDraft, *, update: bool = False) -> int:
-        """The deal's customer: the placeholder, the mapped one, or created now (R-DEAL-4)."""
-        if draft.is_placeholder or draft.remote_id is None:
-            return self.placeholder_customer_id()
-        if not update:
-            found = self.mapped(RemoteType.COMPANY, [draft.remote_id]).get(draft.remote_id)
-            if found is not None and self._exists("customers", found.local_id):
-                return found.local_id
-        outcome = self._customer(draft)
-        assert outcome.local_id is not None
-        return outcome.local_id
-
-    def _customer(self, draft: CustomerDraft) -> Outcome:
-        assert draft.remote_id is not None
-        print_ = fingerprint(draft)
-        found = self.mapped(RemoteType.COMPANY, [draft.remote_id]).get(draft.remote_id)
-        if found is not None and not self._exists("customers", found.local_id):
-            found = None
-        if found is not None and found.fingerprint == print_:
-            return Outcome(Change.UNCHANGED, found.local_id)
-        values = [draft.name, draft.customer_type.value, draft.email, draft.phone,
-                  draft.website, draft.address_line1, draft.address_line2, draft.city,
-                  draft.state, draft.postal_code, draft.country]
-        if found is not None:
-            self.conn.execute(
-                "UPDATE ledger.customers SET name = %s, customer_type = %s, email = %s, "
-                "phone = %s, website = %s, address_line1 = %s, address_line2 = %s, city = %s, "
-                "state = %s, postal_code = %s, country = %s "
-                "WHERE id = %s AND organization_id = %s",
-                [*values, found.local_id, self.organization_id])
-            self._link(RemoteType.COMPANY, draft.remote_id, "customers", found.local_id, print_)
-            return Outcome(Change.UPDATED, found.local_id)
-        local_id = self._insert_returning(
-            "INSERT INTO ledger.customers (organization_id, name, customer_type, email, phone, "
-            "website, address_line1, address_line2, city, state, postal_code, country) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-            [self.organization_id, *values])
-        self._link(RemoteType.COMPANY, draft.remote_id, "customers", local_id, print_)
-        return Outcome(Change.CREATED, local_id)
-
     def placeholder_customer_id(self) -> int:
         """The organization's one "Unknown" customer (DESIGN "placeholders")."""
         self.conn.execute(
@@ -292,95 +166,6 @@ class LedgerWriter:
                            "not the placeholder; rename it so the sync can create its own")
         return int(row[0])
 
-    def _insert_returning(self, sql: str, params: Sequence[Any]) -> int:
-        row = self.conn.execute(sql, params).fetchone()
-        assert row is not None
-        return int(row[0])
-
-    # -- contracts and obligations (R-DEAL-1…8) ------------------------------------------
-
-    def upsert_contract(self, draft: ContractDraft) -> Outcome:
-        return self._guarded(RemoteType.DEAL, draft.remote_id, lambda: self._contract(draft))
-
-    def _contract(self, draft: ContractDraft) -> Outcome:
-        print_ = fingerprint(draft)
-        found = self.mapped(RemoteType.DEAL, [draft.remote_id]).get(draft.remote_id)
-        status = self._contract_status(found.local_id) if found is not None else None
-        if found is not None and status is None:
-            found = None  # deleted in the ledger: create it again
-        if found is not None and found.fingerprint == print_ and status == ContractStatus.DRAFT:
-            return Outcome(Change.UNCHANGED, found.local_id)
-        if found is not None and status not in WRITABLE:
-            # Accountants own a contract once it leaves draft: report, never overwrite.
-            raise Rejected(_not_draft(draft.remote_id, found.local_id, status), Change.SKIPPED,
-                           warning=True)
-        self._check_period(draft)
-        customer_id = self.customer_id(draft.customer)
-        values = [draft.company_id, customer_id, draft.status.value, draft.name, draft.memo,
-                  draft.currency, draft.contract_date, draft.total_amount]
-        if found is None:
-            contract_id = self._insert_returning(
-                "INSERT INTO ledger.contracts (organization_id, company_id, customer_id, status,"
-                " name, memo, currency, contract_date, total_amount) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-                [self.organization_id, *values])
-        else:
-            contract_id = found.local_id
-            self.conn.execute(
-                "UPDATE ledger.contracts SET company_id = %s, customer_id = %s, status = %s, "
-                "name = %s, memo = %s, currency = %s, contract_date = %s, total_amount = %s "
-                "WHERE id = %s AND organization_id = %s",
-                [*values, contract_id, self.organization_id])
-        self._obligations(contract_id, draft)
-        self._link(RemoteType.DEAL, draft.remote_id, "contracts", contract_id, print_)
-        return Outcome(Change.CREATED if found is None else Change.UPDATED, contract_id)
-
-    def _contract_status(self, contract_id: int, table: str = "contracts") -> str | None:
-        row = self.conn.execute(
-            f"SELECT status FROM ledger.{table} WHERE id = %s "  # noqa: S608
-            "AND organization_id = %s", [contract_id, self.organization_id]).fetchone()
-        return None if row is None else str(row[0])
-
-    def _obligations(self, contract_id: int, draft: ContractDraft) -> None:
-        """The contract's obligations become exactly the deal's lines: added, changed, removed."""
-        existing = self._children("performance_obligations", "contract_id", contract_id)
-        wanted = {o.remote_id for o in draft.obligations}
-        gone = [remote for remote in existing if remote not in wanted]
-        if gone:
-            self.conn.execute(
-                "DELETE FROM ledger.performance_obligations WHERE id = ANY(%s)",
-                [[existing[r] for r in gone]])
-            self._unlink(RemoteType.LINE_ITEM, gone)
-        for line in draft.obligations:
-            values = [self.item_id(line.item), line.description, line.quantity, line.unit_price,
-                      line.discount_percent, line.discount_amount, line.amount,
-                      line.recognition_strategy.value]
-            local_id = existing.get(line.remote_id)
-            if local_id is None:
-                local_id = self._insert_returning(
-                    "INSERT INTO ledger.performance_obligations (organization_id, contract_id, "
-                    "item_id, description, quantity, unit_price, discount_percent, "
-                    "discount_amount, amount, recognition_strategy) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-                    [self.organization_id, contract_id, *values])
-            else:
-                self.conn.execute(
-                    "UPDATE ledger.performance_obligations SET item_id = %s, description = %s,"
-                    " quantity = %s, unit_price = %s, discount_percent = %s, "
-                    "discount_amount = %s, amount = %s, recognition_strategy = %s "
-                    "WHERE id = %s", [*values, local_id])
-            self._link(RemoteType.LINE_ITEM, line.remote_id, "performance_obligations",
-                       local_id, None)
-
-    def _children(self, table: str, parent_column: str, parent_id: int) -> dict[str, int]:
-        """remote key → local id of the lines of one contract or invoice."""
-        rows = self.conn.execute(
-            f"SELECT r.remote_id, c.id FROM ledger.{table} c "  # noqa: S608
-            "JOIN ledger.integration_records r ON r.local_id = c.id "
-            f"AND r.local_table = %s AND r.integration_id = %s WHERE c.{parent_column} = %s",
-            [table, self.integration_id, parent_id]).fetchall()
-        return {str(r[0]): int(r[1]) for r in rows}
-
     def locked_periods(self, company_id: int) -> list[LockedPeriod]:
         if company_id not in self._locked:
             rows = self.conn.execute(
@@ -398,96 +183,39 @@ class LedgerWriter:
                     f"accounting period ({period.start} to {period.end}); the contract was not "
                     "written. Reopen the period, or move the close date in HubSpot")
 
-    # -- sales invoices (R-INV-1…6) -------------------------------------------------------
+    # -- the one write path: a page of records in a few set-based statements ---------------
 
-    def upsert_invoice(self, draft: InvoiceDraft) -> Outcome:
-        return self._guarded(RemoteType.INVOICE, draft.remote_id, lambda: self._invoice(draft))
+    def upsert_items(self, drafts: Sequence[ItemDraft]) -> list[Outcome]:
+        """A page of products as items (R-PROD-1…5)."""
+        return self._page(RemoteType.PRODUCT, drafts, self._items_page)
 
-    def _invoice(self, draft: InvoiceDraft) -> Outcome:
-        print_ = fingerprint(draft)
-        found = self.mapped(RemoteType.INVOICE, [draft.remote_id]).get(draft.remote_id)
-        status = self._contract_status(found.local_id, "invoices") if found else None
-        if found is not None and status is None:
-            found = None
-        if found is not None and found.fingerprint == print_ and status == ContractStatus.DRAFT:
-            return Outcome(Change.UNCHANGED, found.local_id)
-        if found is not None and status not in WRITABLE:
-            raise Rejected(_not_draft(draft.remote_id, found.local_id, status, "invoice"),
-                           Change.SKIPPED, warning=True)
-        values = [self.placeholder_company_id(), self.customer_id(draft.customer),
-                  ContractStatus.DRAFT.value, draft.number, draft.invoice_date, draft.due_date,
-                  draft.currency, draft.total_amount]
-        if found is None:
-            invoice_id = self._insert_returning(
-                "INSERT INTO ledger.invoices (organization_id, company_id, customer_id, status, "
-                "number, invoice_date, due_date, currency, total_amount) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-                [self.organization_id, *values])
-        else:
-            invoice_id = found.local_id
-            self.conn.execute(
-                "UPDATE ledger.invoices SET company_id = %s, customer_id = %s, status = %s, "
-                "number = %s, invoice_date = %s, due_date = %s, currency = %s, "
-                "total_amount = %s WHERE id = %s AND organization_id = %s",
-                [*values, invoice_id, self.organization_id])
-        self._invoice_lines(invoice_id, draft)
-        self._link(RemoteType.INVOICE, draft.remote_id, "invoices", invoice_id, print_)
-        return Outcome(Change.CREATED if found is None else Change.UPDATED, invoice_id)
-
-    def _invoice_lines(self, invoice_id: int, draft: InvoiceDraft) -> None:
-        existing = self._children("invoice_lines", "invoice_id", invoice_id)
-        wanted = {line.remote_key for line in draft.lines}
-        gone = [remote for remote in existing if remote not in wanted]
-        if gone:
-            self.conn.execute("DELETE FROM ledger.invoice_lines WHERE id = ANY(%s)",
-                              [[existing[r] for r in gone]])
-            self._unlink(RemoteType.LINE_ITEM, gone)
-        for line in draft.lines:
-            values = [self.item_id(line.item), line.description, line.quantity, line.unit_price,
-                      line.amount]
-            local_id = existing.get(line.remote_key)
-            if local_id is None:
-                local_id = self._insert_returning(
-                    "INSERT INTO ledger.invoice_lines (organization_id, invoice_id, item_id, "
-                    "description, quantity, unit_price, amount) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
-                    [self.organization_id, invoice_id, *values])
-            else:
-                self.conn.execute(
-                    "UPDATE ledger.invoice_lines SET item_id = %s, description = %s, "
-                    "quantity = %s, unit_price = %s, amount = %s WHERE id = %s",
-                    [*values, local_id])
-            self._link(RemoteType.LINE_ITEM, line.remote_key, "invoice_lines", local_id, None)
-
-    # -- pages of documents at once (ledger/bulk.py) ---------------------------------------
+    def upsert_customers(self, drafts: Sequence[CustomerDraft]) -> list[Outcome]:
+        """A page of companies as customers (R-COMP-2)."""
+        return self._page(RemoteType.COMPANY, drafts, self._customers_page)
 
     def upsert_contracts(self, drafts: Sequence[ContractDraft]) -> list[Outcome]:
-        """A page of deals in a few statements; record by record if any statement fails."""
-        return self._page(drafts, self._contracts_page, self.upsert_contract)
+        """A page of closed-won deals as draft contracts (R-DEAL-1…8)."""
+        return self._page(RemoteType.DEAL, drafts, self._contracts_page)
 
     def upsert_invoices(self, drafts: Sequence[InvoiceDraft]) -> list[Outcome]:
-        return self._page(drafts, self._invoices_page, self.upsert_invoice)
+        """A page of HubSpot invoices as sales invoices (R-INV-1…6)."""
+        return self._page(RemoteType.INVOICE, drafts, self._invoices_page)
 
-    def _page(self, drafts: Sequence[Any], page: Any, one: Any) -> list[Outcome]:
+    def _page(self, remote_type: RemoteType, drafts: Sequence[Any],
+              page: Callable[[Sequence[Any]], list[Outcome]]) -> list[Outcome]:
+        """The page at once; if a statement fails, the same page function again for each
+        record alone under its own savepoint, so one bad record costs only itself (R-SYNC-6).
+        Every business rule lives in the page functions, written once."""
         if not drafts:
             return []
         try:
             with self.conn.transaction():
-                outcomes: list[Outcome] = page(drafts)
-                return outcomes
+                return page(drafts)
         except (psycopg.Error, Rejected) as exc:
-            # One bad record must cost only itself: redo the page record by record.
             log.info("A page of %d records could not be written at once (%s); writing them "
                      "one by one", len(drafts), _first_line(exc))
-            return [one(d) for d in drafts]
-
-    def upsert_customers(self, drafts: Sequence[CustomerDraft]) -> list[Outcome]:
-        """A page of companies as customers (R-COMP-2) in a few statements."""
-        return self._page(drafts, self._customers_page, self.upsert_customer)
-
-    def upsert_items(self, drafts: Sequence[ItemDraft]) -> list[Outcome]:
-        """A page of products as items (R-PROD-1…5) in a few statements."""
-        return self._page(drafts, self._items_page, self.upsert_item)
+            return [self._guarded(remote_type, d.remote_id, lambda d=d: page([d])[0])
+                    for d in drafts]
 
     def _split(self, remote_type: RemoteType, table: str, drafts: Sequence[Any]
                ) -> tuple[dict[str, str], dict[str, tuple[int, str | None, str | None]],
@@ -522,6 +250,8 @@ class LedgerWriter:
         if not drafts:
             return []
         prints, state, outcomes = self._split(RemoteType.PRODUCT, "items", drafts)
+        outcomes.update(self._sku_taken([d for d in drafts if d.remote_id in state
+                                         and d.remote_id not in outcomes], state))
         todo = [d for d in drafts if d.remote_id not in outcomes]
         changed = [d for d in todo if d.remote_id in state]
         old_ids = [state[d.remote_id][0] for d in changed]
@@ -550,6 +280,21 @@ class LedgerWriter:
         return self._linked(RemoteType.PRODUCT, "items", drafts, prints, outcomes,
                             new + sharing, ids + [by_sku[d.sku] for d in sharing],
                             changed, old_ids)
+
+    def _sku_taken(self, changed: Sequence[ItemDraft],
+                   state: dict[str, tuple[int, str | None, str | None]]) -> dict[str, Outcome]:
+        """Mapped products whose SKU changed to one another item has: refused, the old item
+        kept (the SKU is the item's identity in an organization)."""
+        if not changed:
+            return {}
+        owners = dict(self.conn.execute(
+            "SELECT sku, id FROM ledger.items WHERE organization_id = %s AND sku = ANY(%s)",
+            [self.organization_id, [d.sku for d in changed]]).fetchall())
+        return {d.remote_id: Outcome(Change.FAILED, message=(
+                    f"Product {d.remote_id}: its SKU changed to \"{d.sku}\", which item "
+                    f"{owners[d.sku]} already has; give each product its own SKU in HubSpot"))
+                for d in changed
+                if d.sku in owners and int(owners[d.sku]) != state[d.remote_id][0]}
 
     def _linked(self, remote_type: RemoteType, table: str, drafts: Sequence[Any],
                 prints: dict[str, str], outcomes: dict[str, Outcome], new: Sequence[Any],
@@ -608,27 +353,8 @@ class LedgerWriter:
         return found
 
     def _contracts_page(self, drafts: Sequence[ContractDraft]) -> list[Outcome]:
-        prints = {d.remote_id: fingerprint(d) for d in drafts}
-        state = self._documents(RemoteType.DEAL, "contracts", list(prints))
-        outcomes: dict[str, Outcome] = {}
-        new: list[ContractDraft] = []
-        changed: list[ContractDraft] = []
-        for draft in drafts:
-            found = state.get(draft.remote_id)
-            if (found is not None and found[1] == prints[draft.remote_id]
-                    and found[2] == ContractStatus.DRAFT):
-                outcomes[draft.remote_id] = Outcome(Change.UNCHANGED, found[0])
-                continue
-            try:
-                if found is not None and found[2] not in WRITABLE:
-                    raise Rejected(_not_draft(draft.remote_id, found[0], found[2]),
-                                   Change.SKIPPED, warning=True)
-                self._check_period(draft)
-            except Rejected as exc:
-                outcomes[draft.remote_id] = Outcome(exc.change, message=exc.message,
-                                                    warning=exc.warning)
-                continue
-            (changed if found is not None else new).append(draft)
+        prints, state, outcomes, new, changed = self._classify(
+            RemoteType.DEAL, drafts, check=self._check_period)
         todo = new + changed
         customers = self._customer_ids([d.customer for d in todo])
         items = self._item_ids([o.item for d in todo for o in d.obligations])
@@ -646,33 +372,43 @@ class LedgerWriter:
                              o.discount_percent, o.discount_amount, o.amount,
                              o.recognition_strategy.value)) for o in d.obligations])
             for d, local_id in zip(todo, ids + old_ids, strict=True)])
-        bulk.upsert_links(self.conn, self.integration_id, [
-            bulk.Link(RemoteType.DEAL.value, d.remote_id, "contracts", local_id,
-                      prints[d.remote_id]) for d, local_id in zip(todo, ids + old_ids,
-                                                                  strict=True)])
-        for d, local_id in zip(todo, ids + old_ids, strict=True):
-            outcomes[d.remote_id] = Outcome(
-                Change.CREATED if local_id in ids else Change.UPDATED, local_id)
-        return [outcomes[d.remote_id] for d in drafts]
+        return self._linked(RemoteType.DEAL, "contracts", drafts, prints, outcomes, new, ids,
+                            changed, old_ids)
+
+    def _classify(self, remote_type: RemoteType, drafts: Sequence[D],
+                  check: Callable[[D], None] | None = None
+                  ) -> tuple[dict[str, str], dict[str, tuple[int, str | None, str | None]],
+                             dict[str, Outcome], list[D], list[D]]:
+        """Fingerprints, what is mapped, the outcomes of the documents left alone, and the new
+        and changed ones to write. Unchanged: same fingerprint and still a draft (a void one
+        is rewritten, so it returns to draft). Left alone: a document accountants moved on
+        (a warning), or one `check` rejects."""
+        prints = {d.remote_id: fingerprint(d) for d in drafts}
+        state = self._documents(remote_type, TABLE_OF[remote_type], list(prints))
+        outcomes: dict[str, Outcome] = {}
+        new: list[D] = []
+        changed: list[D] = []
+        for draft in drafts:
+            found = state.get(draft.remote_id)
+            if (found is not None and found[1] == prints[draft.remote_id]
+                    and found[2] == ContractStatus.DRAFT):
+                outcomes[draft.remote_id] = Outcome(Change.UNCHANGED, found[0])
+                continue
+            try:
+                if found is not None and found[2] not in WRITABLE:
+                    raise Rejected(_not_draft(draft.remote_id, found[0], found[2],
+                                              remote_type.value), Change.SKIPPED, warning=True)
+                if check is not None:
+                    check(draft)
+            except Rejected as exc:
+                outcomes[draft.remote_id] = Outcome(exc.change, message=exc.message,
+                                                    warning=exc.warning)
+                continue
+            (changed if found is not None else new).append(draft)
+        return prints, state, outcomes, new, changed
 
     def _invoices_page(self, drafts: Sequence[InvoiceDraft]) -> list[Outcome]:
-        prints = {d.remote_id: fingerprint(d) for d in drafts}
-        state = self._documents(RemoteType.INVOICE, "invoices", list(prints))
-        outcomes: dict[str, Outcome] = {}
-        new = [d for d in drafts if d.remote_id not in state]
-        changed: list[InvoiceDraft] = []
-        for d in drafts:
-            found = state.get(d.remote_id)
-            if found is None:
-                continue
-            if found[1] == prints[d.remote_id] and found[2] == ContractStatus.DRAFT:
-                outcomes[d.remote_id] = Outcome(Change.UNCHANGED, found[0])
-            elif found[2] not in WRITABLE:
-                outcomes[d.remote_id] = Outcome(
-                    Change.SKIPPED, message=_not_draft(d.remote_id, found[0], found[2],
-                                                       "invoice"), warning=True)
-            else:
-                changed.append(d)
+        prints, state, outcomes, new, changed = self._classify(RemoteType.INVOICE, drafts)
         todo = new + changed
         company_id = customer_id = 0
         if todo:  # R-INV-6: the organization's "Unknown" company and customer
@@ -689,14 +425,8 @@ class LedgerWriter:
              [(line.remote_key, (items[line.item.remote_id], line.description, line.quantity,
                                  line.unit_price, line.amount)) for line in d.lines])
             for d, local_id in zip(todo, ids + old_ids, strict=True)])
-        bulk.upsert_links(self.conn, self.integration_id, [
-            bulk.Link(RemoteType.INVOICE.value, d.remote_id, "invoices", local_id,
-                      prints[d.remote_id]) for d, local_id in zip(todo, ids + old_ids,
-                                                                  strict=True)])
-        for d, local_id in zip(todo, ids + old_ids, strict=True):
-            outcomes[d.remote_id] = Outcome(
-                Change.CREATED if local_id in ids else Change.UPDATED, local_id)
-        return [outcomes[d.remote_id] for d in drafts]
+        return self._linked(RemoteType.INVOICE, "invoices", drafts, prints, outcomes, new, ids,
+                            changed, old_ids)
 
     def _lines_page(self, table: bulk.Table, parent_column: str,
                     parents: Sequence[tuple[int, bool, Sequence[tuple[str, tuple[Any, ...]]]]]
