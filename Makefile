@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 # The ledger database; the CLI, tests and demo read it from this Airflow connection.
 export AIRFLOW_CONN_LEDGER_DEFAULT ?= postgresql://postgres@127.0.0.1:5432/ledger
 
-.PHONY: help setup demo test test-fast test-e2e lint bench chaos clean
+.PHONY: help setup demo test test-fast test-e2e lint bench chaos audit clean
 
 help:
 	@echo "make demo   - set up, start the HubSpot sandbox, run an integration's DAG, show the ledger"
@@ -20,6 +20,7 @@ help:
 	@echo "make lint   - ruff + mypy"
 	@echo "make bench  - benchmarks, report in bench/report.md"
 	@echo "make chaos  - the fault matrix at a larger scale (CHAOS_ARGS=\"--scale medium --runs 3\")"
+	@echo "make audit  - the pinned set against the vendored PyPA advisory database (offline)"
 
 # Re-installs only when the pins change.
 $(STAMP): requirements.txt constraints.txt pyproject.toml
@@ -57,6 +58,13 @@ bench: $(STAMP)
 CHAOS_ARGS ?= --scale small --runs 2
 chaos: $(STAMP)
 	$(BIN)/python -m hubspot_ledger.fault_matrix $(CHAOS_ARGS)
+
+# The pinned set (requirements.txt + constraints.txt) against the snapshot of the PyPA advisory
+# database vendored in audit/ (no network); writes audit/report.md, which says what was checked
+# against which snapshot and what was not. Exit 1: a pin matches an advisory; 2: UNCHECKED (no
+# database); 3: STALE, the snapshot is older than AUDIT_MAX_AGE_DAYS (default 365).
+audit: $(STAMP)
+	$(BIN)/python -m hubspot_ledger.audit
 
 clean:
 	rm -rf $(VENV) .airflow .airflow-test .demo .pytest_cache .mypy_cache .ruff_cache

@@ -3,7 +3,10 @@
 Airflow imports this module from the plugins folder (`.airflowignore` keeps it from importing
 the `hubspot_ledger` package's modules as plugins). It must stay cheap and free of I/O: every
 Airflow process that loads plugins imports it, also when the ledger is down. The FastAPI app
-itself is built on its first request (see `hubspot_ledger.api`).
+itself is built on its first request (see `hubspot_ledger.api`), behind a guard that bounds
+every request body and keeps the OAuth code out of the access log (`hubspot_ledger.api.guard`).
+Every route but the OAuth callback needs an Airflow user and acts only within that user's
+organizations (`hubspot_ledger.api.auth`, `hubspot_ledger.members`).
 """
 
 from __future__ import annotations

@@ -145,9 +145,15 @@ def error_line(error: IntegrationError, *, history: bool = False) -> str:
 
 
 def cmd_sync(args: argparse.Namespace) -> None:
-    from hubspot_ledger.run_dag import run_integration_dag
+    from hubspot_ledger.run_dag import SyncStopped, run_supervised
 
-    result = run_integration_dag(args.integration, full_refresh=args.full_refresh)
+    try:
+        # In a child process: SIGTERM or Ctrl-C stop it at once and mark the run failed.
+        result = run_supervised(args.integration, full_refresh=args.full_refresh,
+                                verbose=args.verbose)
+    except SyncStopped as exc:
+        print(f"hubspot-ledger: {exc}", file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None
     for task_id, state in result.task_states.items():
         print(f"{task_id:<26} {state}")
     print(f"{result.dag_id} run {result.run_id}: {result.state}")
@@ -165,6 +171,60 @@ def cmd_rotate_key(args: argparse.Namespace) -> None:
 
     count = LedgerHook().rewrap_tokens(get_cipher().rotate)
     print(f"re-encrypted the tokens of {count} integration(s) under the newest key")
+
+
+def cmd_member_add(args: argparse.Namespace) -> None:
+    from hubspot_ledger.members import add_member
+
+    membership, created = add_member(args.organization, args.user, args.role)
+    print(f"{display_safe(membership.username)} is {'now ' if not created else ''}"
+          f"{membership.role} of organization {display_safe(membership.organization)}")
+
+
+def cmd_member_list(args: argparse.Namespace) -> None:
+    from hubspot_ledger.members import list_members
+
+    members = list_members(args.organization)
+    if not members:
+        print("no members" + (f" in organization {display_safe(args.organization)}"
+                              if args.organization else "")
+              + " (only Airflow admins see its integrations)")
+    for member in members:
+        print(f"{display_safe(member.organization):<30} {display_safe(member.username):<30} "
+              f"{member.role}")
+
+
+def cmd_member_remove(args: argparse.Namespace) -> None:
+    from hubspot_ledger.members import remove_member
+
+    remove_member(args.organization, args.user)
+    print(f"{display_safe(args.user.strip())} is no longer a member of organization "
+          f"{display_safe(args.organization.strip())}")
+
+
+def _add_member_verbs(verbs: argparse._SubParsersAction[_Parser]) -> None:
+    """`member add|list|remove`: who may act on which organization (hubspot_ledger.members)."""
+    from hubspot_ledger.members import MemberRole
+
+    member = verbs.add_parser("member", help="who may act on an organization's integrations "
+                              "through the endpoints (Airflow users; admins see all)")
+    member_verbs = member.add_subparsers(dest="member_verb", required=True,
+                                         parser_class=_Parser)
+    add = member_verbs.add_parser("add", help="make an Airflow user a member of an "
+                                  "organization, or change their role")
+    add.add_argument("--organization", required=True, help="organization name")
+    add.add_argument("--user", required=True, help="the auth manager's user name")
+    add.add_argument("--role", required=True, choices=[r.value for r in MemberRole],
+                     help="viewer: read; editor: also settings and connecting; operator: "
+                          "also syncs")
+    add.set_defaults(func=cmd_member_add)
+    listing = member_verbs.add_parser("list", help="print the members (of one organization)")
+    listing.add_argument("--organization", help="organization name (default: all)")
+    listing.set_defaults(func=cmd_member_list)
+    remove = member_verbs.add_parser("remove", help="end a membership")
+    remove.add_argument("--organization", required=True, help="organization name")
+    remove.add_argument("--user", required=True, help="the auth manager's user name")
+    remove.set_defaults(func=cmd_member_remove)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -229,7 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the whole history: resolved entries and warnings too")
     errors.set_defaults(func=cmd_errors)
 
-    sync = verbs.add_parser("sync", help="run an integration's DAG to completion, in-process")
+    sync = verbs.add_parser("sync", help="run an integration's DAG to completion, no scheduler "
+                            "needed (SIGTERM or Ctrl-C stop it and mark the run failed)")
     sync.add_argument("--integration", type=int, required=True)
     sync.add_argument("--full-refresh", action="store_true",
                       help="re-read everything since the cutoff date")
@@ -237,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     verbs.add_parser("rotate-key", help="re-encrypt every stored token under the newest key "
                      "(the first of HUBSPOT_LEDGER_FERNET_KEYS)").set_defaults(func=cmd_rotate_key)
+    _add_member_verbs(verbs)
     return parser
 
 

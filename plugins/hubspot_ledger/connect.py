@@ -118,7 +118,7 @@ def complete_connection(code: str, state: str, *, ledger: LedgerHook | None = No
     if not code:
         raise InvalidInput("The OAuth callback carries no code")
     try:
-        claims = verify_state(state, get_cipher().signing_key)
+        claims = verify_state(state, get_cipher().signing_key.accepted)
     except InvalidState as exc:
         raise InvalidInput(str(exc)) from None
     if expected_integration_id is not None and claims.integration_id != expected_integration_id:

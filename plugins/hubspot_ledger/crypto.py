@@ -3,6 +3,8 @@
 Keys belong to the deployment: `HUBSPOT_LEDGER_FERNET_KEYS` (comma-separated, newest first), or
 Airflow's own `[core] fernet_key` by default. Several keys make rotation possible: everything
 decrypts with any listed key and encrypts with the first; `rotate()` re-encrypts with the first.
+OAuth states follow the same rule: signed with the key derived from the first, accepted when
+signed with the key derived from any listed one (`SigningKey`).
 """
 
 from __future__ import annotations
@@ -37,6 +39,26 @@ def _configured_keys() -> list[str]:
     return keys
 
 
+def _derive_signing_key(key: str) -> bytes:
+    # Derived, so that operators manage one secret per key.
+    return hashlib.sha256(b"hubspot-ledger/oauth-state\0" + key.encode()).digest()
+
+
+class SigningKey(bytes):
+    """The key that signs OAuth states (the bytes themselves: derived from the newest key),
+    carrying the keys a state may have been signed with (`accepted`: derived from every
+    configured key, newest first). `oauth_state.verify_state` accepts any of them, so a state
+    issued just before a key rotation still verifies after it."""
+
+    accepted: tuple[bytes, ...]
+
+    def __new__(cls, keys: list[str]) -> SigningKey:
+        derived = tuple(_derive_signing_key(k) for k in keys)
+        signing = super().__new__(cls, derived[0])
+        signing.accepted = derived
+        return signing
+
+
 class TokenCipher:
     def __init__(self, keys: list[str]) -> None:
         if not keys:
@@ -47,9 +69,8 @@ class TokenCipher:
             raise SecretsConfigError(
                 "An encryption key is not a valid Fernet key (32 url-safe base64 bytes)"
             ) from None
-        # Signing key for OAuth state, derived so that operators manage one secret.
-        self.signing_key = hashlib.sha256(b"hubspot-ledger/oauth-state\0" + keys[0].encode()
-                                          ).digest()
+        # Signing key for OAuth state (and the keys it accepts), derived from the same keys.
+        self.signing_key = SigningKey(keys)
 
     def encrypt(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode()).decode()

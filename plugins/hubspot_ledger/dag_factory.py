@@ -31,6 +31,28 @@ LIST_TIMEOUT_SECONDS = float(os.environ.get("HUBSPOT_LEDGER_PARSE_TIMEOUT", "3")
 # A fixed start date: a moving one would make every parse a new DAG version.
 START_DATE = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
 
+
+def _seconds(name: str, default: float) -> dt.timedelta:
+    return dt.timedelta(seconds=float(os.environ.get(name, default)))
+
+
+# Bounded waiting (issue 13): no step may hang a tenant's DAG, whose runs never overlap. A sync
+# step's time-out includes waiting up to 10 minutes for the integration's write lock; the light
+# steps (setup check, token, branch, report) answer in seconds, or after the token endpoint's
+# retries. Past the DAG run time-out the scheduler fails the run, so the next one can start
+# (and settles the stuck run's row, see sync.tasks). Read when the DAG is built.
+def step_timeout() -> dt.timedelta:
+    return _seconds("HUBSPOT_LEDGER_STEP_TIMEOUT_SECONDS", 2 * 3600)
+
+
+def task_timeout() -> dt.timedelta:
+    return _seconds("HUBSPOT_LEDGER_TASK_TIMEOUT_SECONDS", 15 * 60)
+
+
+def dagrun_timeout() -> dt.timedelta:
+    return _seconds("HUBSPOT_LEDGER_DAGRUN_TIMEOUT_SECONDS", 6 * 3600)
+
+
 DEFAULT_ARGS = {
     "owner": "hubspot-ledger",
     "retries": 2,
@@ -46,6 +68,8 @@ BRANCH_TASK = "branch_on_sync_invoices"
 # Task ids are the names of their bodies in hubspot_ledger.sync.tasks.
 STEPS = ("validate_setup", "refresh_token", tasks.INVOICES_TASK, tasks.PRODUCTS_TASK,
          "sync_companies", "sync_deals", "report")
+# The steps that read HubSpot and write the ledger: the long time-out.
+SYNC_STEPS = (tasks.INVOICES_TASK, tasks.PRODUCTS_TASK, "sync_companies", "sync_deals")
 STEP_OVERRIDES: dict[str, dict[str, Any]] = {
     "validate_setup": {"retries": 0},  # a setup problem needs a person, not a retry
     tasks.PRODUCTS_TASK: {"trigger_rule": "none_failed_min_one_success"},
@@ -137,7 +161,8 @@ def build_dag(integration: IntegrationSummary) -> DAG:
         start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
-        default_args=DEFAULT_ARGS,
+        dagrun_timeout=dagrun_timeout(),
+        default_args={**DEFAULT_ARGS, "execution_timeout": task_timeout()},
         params={"full_refresh": Param(False, type="boolean",
                                       description="Re-read everything since the cutoff date")},
         tags=["hubspot", f"integration:{integration.id}"],
@@ -145,8 +170,10 @@ def build_dag(integration: IntegrationSummary) -> DAG:
                 f"**{integration.organization_name}** (integration {integration.id}, "
                 f"cutoff {integration.cutoff_date}, status {integration.status})."),
     ) as dag:
+        long: dict[str, Any] = {"execution_timeout": step_timeout()}
         step = {name: PythonOperator(task_id=name, python_callable=getattr(tasks, name),
-                                     op_kwargs=kwargs, **STEP_OVERRIDES.get(name, {}))
+                                     op_kwargs=kwargs, **STEP_OVERRIDES.get(name, {}),
+                                     **(long if name in SYNC_STEPS else {}))
                 for name in STEPS}
         branch = BranchPythonOperator(task_id=BRANCH_TASK,
                                       python_callable=tasks.choose_invoice_branch,

@@ -147,7 +147,10 @@ def run_dag(integration_id: int) -> str:
     dag = next(d for k, d in bag.dags.items()
                if k.startswith(DAG_ID_PREFIX) and k.endswith(f"_{integration_id}"))
     say(f"Running DAG {dag.dag_id}")
-    run = dag.test(logical_date=None)
+    # A logical date of its own: with none, Airflow's dag.test() deletes the DAG's other runs
+    # without one (triggered runs), as run_dag explains.
+    now = dt.datetime.now(dt.UTC)
+    run = dag.test(run_after=now, logical_date=now)
     for ti in sorted(run.get_task_instances(), key=lambda t: t.start_date or dt.datetime.max):
         print(f"    {ti.task_id:<26} {ti.state}")
     return str(run.state)

@@ -1,4 +1,9 @@
-"""An integration's settings (R-SET-1…3): saving them, and the setup check before every run."""
+"""An integration's settings (R-SET-1…3): saving them, and the setup check before every run.
+
+Values are typed by people (the endpoints, the CLI): an account code or company name with a
+NUL, a lone surrogate or a control character, or longer than any real one, is refused with a
+message naming the setting (422 on the endpoints) before anything is looked up or saved.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from hubspot_ledger.ledger.records import (
     IntegrationSettings,
     IntegrationStatus,
 )
+from hubspot_ledger.user_input import text_problem
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,19 @@ ACCOUNTS = (
                    (AccountType.ASSET, AccountType.LIABILITY)),
 )
 COMPANY_LABEL = "accounting company"
+MAX_ACCOUNT_CODE = 100
+MAX_COMPANY_NAME = 200
+
+
+def _value_problems(accounts: dict[str, str], company: str | None) -> list[str]:
+    """What is wrong with the given values as text (see the module's docstring)."""
+    labels = {a.field: a.label for a in ACCOUNTS}
+    found = [text_problem(code, what=f"the {labels.get(field, field)} code",
+                          max_length=MAX_ACCOUNT_CODE) for field, code in accounts.items()]
+    if company is not None:
+        found.append(text_problem(company, what=f"the {COMPANY_LABEL} name",
+                                  max_length=MAX_COMPANY_NAME))
+    return [p for p in found if p]
 
 
 def get_settings(integration_id: int, *, ledger: LedgerHook | None = None
@@ -58,6 +77,9 @@ def save_settings(integration_id: int, *, accounts: dict[str, str] | None = None
     unknown_fields = set(accounts) - set(by_field)
     if unknown_fields:
         raise InvalidInput(f"Unknown setting(s): {', '.join(sorted(unknown_fields))}")
+    hostile = _value_problems(accounts, company)
+    if hostile:
+        raise InvalidInput("Settings not saved: " + "; ".join(hostile))
     org = integration.organization_id
     found = ledger.find_account_types(org, list(accounts.values())) if accounts else {}
     problems: list[str] = []

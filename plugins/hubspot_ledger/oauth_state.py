@@ -3,6 +3,12 @@
 The consent URL carries it to HubSpot and back; the callback trusts the integration id only
 after checking the signature (HMAC-SHA256 with the deployment's key) and the expiry. The nonce
 lets the ledger refuse a state that was already used (replay).
+
+Key rotation: a state is signed with the key derived from the newest deployment key, and
+verified against every key derived from the keys currently configured
+(`crypto.SigningKey.accepted`, or any sequence of keys given to `verify_state`). So a state
+issued a minute before an operator puts a new key first in HUBSPOT_LEDGER_FERNET_KEYS still
+connects after it, for as long as the old key stays listed (and at most its 15 minutes).
 """
 
 from __future__ import annotations
@@ -13,7 +19,10 @@ import hashlib
 import hmac
 import json
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from hubspot_ledger.crypto import SigningKey
 
 STATE_TTL = dt.timedelta(minutes=15)
 
@@ -49,11 +58,23 @@ def sign_state(integration_id: int, key: bytes, *, now: dt.datetime | None = Non
     return f"{payload}.{_sign(payload, key)}"
 
 
-def verify_state(state: str, key: bytes, *, now: dt.datetime | None = None) -> StateClaims:
+def _accepted(key: bytes | Sequence[bytes]) -> tuple[bytes, ...]:
+    """The keys a state may be signed with: a `SigningKey`'s accepted ones, or those given."""
+    if isinstance(key, SigningKey):
+        return key.accepted
+    if isinstance(key, bytes | bytearray):
+        return (bytes(key),)
+    return tuple(key)
+
+
+def verify_state(state: str, key: bytes | Sequence[bytes], *, now: dt.datetime | None = None
+                 ) -> StateClaims:
+    """The claims of a state signed with `key` (or any of several keys; see the module's
+    docstring on rotation), not expired; InvalidState otherwise."""
     payload, _, signature = (state or "").partition(".")
-    if not payload or not signature:
+    if not payload or not signature or not (payload + signature).isascii():
         raise InvalidState("OAuth state is missing or malformed; start the connection again")
-    if not hmac.compare_digest(signature, _sign(payload, key)):
+    if not any(hmac.compare_digest(signature, _sign(payload, k)) for k in _accepted(key)):
         raise InvalidState("OAuth state signature is invalid; start the connection again")
     try:
         claims = json.loads(_unb64(payload))

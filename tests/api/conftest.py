@@ -2,19 +2,27 @@
 
 One api-server per test session (it takes a few seconds to start), in its own throw-away
 Airflow home: its own SQLite metadata DB (so queued runs never reach the shared test home),
-SimpleAuthManager with two real users, this run's ledger database and the HubSpot sandbox as
-the deployment's HubSpot app. Tests talk to it over HTTP only, with a JWT from `POST /auth/token`.
+SimpleAuthManager with real users (helpers.USERS), this run's ledger database and the HubSpot
+sandbox as the deployment's HubSpot app, and two token keys (a key rotation in progress: the
+new key first, the previous one still listed). Tests talk to it over HTTP only, with a JWT from
+`POST /auth/token`.
+
+Tenants: the api tests' `books` makes `operator` an operator and `viewer` a viewer of the
+organization it makes (through the real membership service), so the tests written before
+tenant authorization act as members; the tenant tests use other users.
 """
 
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from cryptography.fernet import Fernet
 
 from hubspot_ledger.crypto import TokenCipher
+from hubspot_ledger.hooks.ledger import LedgerHook
+from hubspot_ledger.members import MemberRole, add_member
 from hubspot_ledger.sandbox.testing import SandboxServer
 
 from .helpers import AIRFLOW, AirflowApi, api_env, free_port, stop, wait_until_healthy
@@ -30,11 +38,12 @@ def api_sandbox() -> Iterator[SandboxServer]:
 def airflow_api(ledger_db: str, api_sandbox: SandboxServer,
                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowApi]:
     home = tmp_path_factory.mktemp("airflow-api-home")
-    fernet_key = Fernet.generate_key().decode()
+    fernet_key, previous_key = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     port = free_port()
     api = AirflowApi(url=f"http://127.0.0.1:{port}",
-                     env=api_env(home, ledger_db, api_sandbox, fernet_key), home=home,
-                     sandbox=api_sandbox, cipher=TokenCipher([fernet_key]))
+                     env=api_env(home, ledger_db, api_sandbox, f"{fernet_key},{previous_key}"),
+                     home=home, sandbox=api_sandbox,
+                     cipher=TokenCipher([fernet_key, previous_key]), previous_key=previous_key)
     api.airflow("db", "migrate")
     log = home / "api-server.log"
     with log.open("wb") as out:
@@ -42,8 +51,27 @@ def airflow_api(ledger_db: str, api_sandbox: SandboxServer,
             [AIRFLOW, "api-server", "--host", "127.0.0.1", "--port", str(port),
              "--workers", "1"],
             env=api.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    api.pid = process.pid
     try:
         wait_until_healthy(api.url, process, log)
         yield api
     finally:
         stop(process)
+
+
+# Who `books` makes a member of the organization it makes, and as what.
+BOOKS_MEMBERS = {"operator": MemberRole.OPERATOR, "viewer": MemberRole.VIEWER}
+
+
+@pytest.fixture
+def books(books: Callable[..., int]) -> Callable[..., int]:
+    """tests/conftest.py's `books`, with BOOKS_MEMBERS members of the organization."""
+
+    def make(*args: object, **kwargs: object) -> int:
+        integration_id = books(*args, **kwargs)
+        organization = LedgerHook().get_integration(integration_id).organization_name
+        for user, role in BOOKS_MEMBERS.items():
+            add_member(organization, user, role)
+        return integration_id
+
+    return make

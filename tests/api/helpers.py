@@ -10,7 +10,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,12 @@ from hubspot_ledger.sandbox.testing import SandboxServer
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 PREFIX = "/api/integrations/hubspot"
-USERS = {"operator": ("op", "operator-password"), "viewer": ("viewer", "viewer-password")}
+# SimpleAuthManager users: name -> (Airflow role, password). `operator` and `viewer` are members
+# of every organization the api tests' `books` makes (conftest.py); the tenant tests give
+# `alice`, `bob` and `carol` memberships of their own; `admin` is an Airflow admin, no member.
+USERS = {"operator": ("op", "operator-password"), "viewer": ("viewer", "viewer-password"),
+         "admin": ("admin", "admin-password"), "alice": ("user", "alice-password"),
+         "bob": ("user", "bob-password"), "carol": ("viewer", "carol-password")}
 STARTUP_TIMEOUT = 90.0
 CLI_TIMEOUT = 120.0
 
@@ -50,7 +57,14 @@ class AirflowApi:
     home: Path
     sandbox: SandboxServer
     cipher: TokenCipher
+    previous_key: str = ""  # listed after the current one: a key rotation in progress
+    pid: int = 0
     _tokens: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def log(self) -> Path:
+        """Everything the api-server wrote (stdout and stderr), its access log included."""
+        return self.home / "api-server.log"
 
     def token(self, user: str = "operator") -> str:
         """A JWT of a SimpleAuthManager user, as any API client gets one."""
@@ -94,10 +108,11 @@ class AirflowApi:
         return query["code"][0], query["state"][0]
 
 
-def api_env(home: Path, ledger_uri: str, sandbox: SandboxServer, fernet_key: str
+def api_env(home: Path, ledger_uri: str, sandbox: SandboxServer, fernet_keys: str
             ) -> dict[str, str]:
     """The api-server's environment: the project's Airflow defaults in a throw-away home,
-    SimpleAuthManager with USERS, this run's ledger, the sandbox as the HubSpot app."""
+    SimpleAuthManager with USERS, this run's ledger, the sandbox as the HubSpot app, the token
+    keys (comma-separated, newest first), and INFO logging so that the access log is written."""
     passwords = home / "passwords.json"
     passwords.write_text(json.dumps({name: pw for name, (_, pw) in USERS.items()}))
     hubspot = {"conn_type": "http", "host": sandbox.url, "login": sandbox.client_id,
@@ -118,10 +133,10 @@ def api_env(home: Path, ledger_uri: str, sandbox: SandboxServer, fernet_key: str
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         "AIRFLOW_CONN_LEDGER_DEFAULT": ledger_uri,
         "AIRFLOW_CONN_HUBSPOT_DEFAULT": json.dumps(hubspot),
-        KEYS_ENV: fernet_key,
+        KEYS_ENV: fernet_keys,
         "HUBSPOT_LEDGER_STATE_DIR": str(home / "state"),
     }
 
@@ -153,3 +168,75 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         os.killpg(process.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+@dataclass
+class RawResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    seconds: float  # from the request line sent to the whole answer read
+    sent: int  # body bytes the client managed to send (see raw_request)
+    hung_up: bool  # the server closed the connection while the client was still sending
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def raw_request(url: str, method: str, path: str, headers: dict[str, str],
+                body: Iterator[bytes], *, timeout: float = 20.0) -> RawResponse:
+    """One HTTP/1.1 request over a plain socket, its body sent from `body` by a thread while
+    this one reads the answer: what a client streaming a huge body sees, without buffering it
+    (`requests` sends the whole body before it reads anything). The thread goes on sending
+    after the answer, until the body is exhausted or the server hangs up (`hung_up`)."""
+    parsed = urlparse(url)
+    sock = socket.create_connection((parsed.hostname, parsed.port), timeout=timeout)
+    head = "".join(f"{k}: {v}\r\n" for k, v in {"Host": parsed.netloc, **headers}.items())
+    sent = 0
+    hung_up = False
+
+    def send_body() -> None:
+        nonlocal sent, hung_up
+        try:
+            for chunk in body:
+                sock.sendall(chunk)
+                sent += len(chunk)
+        except OSError:  # reset or broken pipe: the server closed the connection
+            hung_up = True
+
+    started = time.monotonic()
+    sock.sendall(f"{method} {path} HTTP/1.1\r\n{head}\r\n".encode())
+    sender = threading.Thread(target=send_body, daemon=True)
+    sender.start()
+    received = b""
+    try:
+        while b"\r\n\r\n" not in received:
+            data = sock.recv(65536)
+            if not data:
+                raise AssertionError(f"connection closed before an answer: {received!r}")
+            received += data
+        raw_head, _, rest = received.partition(b"\r\n\r\n")
+        lines = raw_head.decode("latin-1").split("\r\n")
+        answer_headers = {k.strip().lower(): v.strip()
+                          for k, _, v in (line.partition(":") for line in lines[1:])}
+        length = int(answer_headers.get("content-length", "0"))
+        while len(rest) < length:
+            data = sock.recv(65536)
+            if not data:
+                break
+            rest += data
+        seconds = time.monotonic() - started
+        sender.join(timeout=timeout)
+    finally:
+        sock.close()
+        sender.join(timeout=timeout)
+    return RawResponse(status=int(lines[0].split()[1]), headers=answer_headers,
+                       body=rest[:length], seconds=seconds, sent=sent, hung_up=hung_up)
+
+
+def process_tree_rss(pid: int) -> int:
+    """Resident memory of a process and its descendants, in bytes."""
+    import psutil
+
+    root = psutil.Process(pid)
+    return sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])

@@ -116,3 +116,41 @@ def test_settings_only_resolve_inside_the_integrations_organization(
         save_settings(mine, accounts={"ar_account": "1100"})
     with pytest.raises(InvalidInput, match="no company named 'Acme Ltd'"):
         save_settings(mine, company="Acme Ltd")
+
+
+# -- issue 13: hostile values are refused by name, before anything is looked up ----------------
+
+@pytest.mark.parametrize(("value", "said"), [
+    ("11\x0000", "contains a NUL character"),
+    ("\ud83d", "is not valid Unicode (it contains a lone surrogate)"),
+    ("1100\r\n", "contains a control character (a line break, tab or escape)"),
+    ("1" * 101, "is longer than 100 characters"),
+])
+def test_a_hostile_account_code_is_refused_naming_the_setting(
+        books: Callable[..., int], value: str, said: str) -> None:
+    integration_id = books()
+    with pytest.raises(InvalidInput) as err:
+        save_settings(integration_id, accounts={**CODES, "clearing_account": value},
+                      company="Acme Ltd", sync_invoices=True)
+    assert str(err.value) == f"Settings not saved: the clearing account code {said}"
+    assert get_settings(integration_id).ar_account is None  # all or nothing
+
+
+def test_a_hostile_company_name_is_refused_and_nothing_is_saved(
+        books: Callable[..., int]) -> None:
+    integration_id = books()
+    with pytest.raises(InvalidInput, match="the accounting company name contains a NUL"):
+        save_settings(integration_id, accounts=CODES, company="Acme\x00Ltd")
+    with pytest.raises(InvalidInput, match="the accounting company name is not valid Unicode"):
+        save_settings(integration_id, company="Acme \udc80")
+    assert get_settings(integration_id).company is None
+
+
+def test_unusual_but_valid_text_still_resolves(books: Callable[..., int],
+                                               ledger: psycopg.Connection) -> None:
+    """Only what cannot be stored or shown is refused: accents and emoji are fine."""
+    integration_id = books()
+    org = LedgerHook().get_integration(integration_id).organization_id
+    LedgerHook().create_company(org, "Café Ünïcode 🚀 GmbH", "EUR")
+    saved = save_settings(integration_id, company="Café Ünïcode 🚀 GmbH")
+    assert saved.company == "Café Ünïcode 🚀 GmbH"

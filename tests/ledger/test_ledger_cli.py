@@ -101,3 +101,66 @@ def test_integration_create_before_migrate_says_to_migrate(scratch_db: str) -> N
     result = run_cli("integration", "create", "--organization", "Acme", "--cutoff", "2025-01-01",
                      ledger_uri=uri_of(scratch_db))
     assert_failed_in_one_line(result, "run `hubspot-ledger migrate`")
+
+
+# -- member add | list | remove (issue 13: tenant authorization as data) ----------------------
+
+def test_member_verbs_manage_who_may_act_on_an_organization(
+    ledger_db: str, ledger: psycopg.Connection[Any]
+) -> None:
+    LedgerHook().create_integration("Acme Corp", __import__("datetime").date(2025, 1, 1))
+    LedgerHook().create_integration("Beta Org", __import__("datetime").date(2025, 1, 1))
+
+    added = run_cli("member", "add", "--organization", "Acme Corp", "--user", "alice",
+                    "--role", "editor", ledger_uri=ledger_db)
+    assert added.returncode == 0, added.stderr
+    assert added.stdout == "alice is editor of organization Acme Corp\n"
+    changed = run_cli("member", "add", "--organization", "Acme Corp", "--user", "alice",
+                      "--role", "operator", ledger_uri=ledger_db)
+    assert changed.stdout == "alice is now operator of organization Acme Corp\n"
+    run_cli("member", "add", "--organization", "Beta Org", "--user", "bob", "--role", "viewer",
+            ledger_uri=ledger_db)
+
+    everyone = run_cli("member", "list", ledger_uri=ledger_db)
+    assert [line.split() for line in everyone.stdout.splitlines()] == [
+        ["Acme", "Corp", "alice", "operator"], ["Beta", "Org", "bob", "viewer"]]
+    acme = run_cli("member", "list", "--organization", "Acme Corp", ledger_uri=ledger_db)
+    assert [line.split()[-2:] for line in acme.stdout.splitlines()] == [["alice", "operator"]]
+    rows = ledger.execute("SELECT username, role FROM ledger.organization_members "
+                          "ORDER BY username").fetchall()
+    assert rows == [("alice", "operator"), ("bob", "viewer")]
+
+    removed = run_cli("member", "remove", "--organization", "Acme Corp", "--user", "alice",
+                      ledger_uri=ledger_db)
+    assert removed.returncode == 0, removed.stderr
+    assert removed.stdout == "alice is no longer a member of organization Acme Corp\n"
+    assert "no members in organization Acme Corp" in run_cli(
+        "member", "list", "--organization", "Acme Corp", ledger_uri=ledger_db).stdout
+    again = run_cli("member", "remove", "--organization", "Acme Corp", "--user", "alice",
+                    ledger_uri=ledger_db)
+    assert_failed_in_one_line(again, "'alice' is not a member of organization 'Acme Corp'")
+
+
+@pytest.mark.parametrize(("args", "reason"), [
+    (("member", "add", "--organization", "Nope", "--user", "alice", "--role", "viewer"),
+     "There is no organization named 'Nope'"),
+    (("member", "add", "--organization", "Acme", "--user", "alice", "--role", "owner"),
+     "argument --role: invalid choice: 'owner'"),
+    (("member", "add", "--organization", "Acme", "--user", " ", "--role", "viewer"),
+     "The user name is empty"),
+    (("member", "add", "--organization", "Acme", "--user", "al\x1bice", "--role", "viewer"),
+     "The user name contains a control character"),
+    (("member", "add", "--organization", "Acme", "--user", "al\udcffice", "--role", "viewer"),
+     "The user name is not valid Unicode"),
+    (("member", "add", "--organization", "Acme", "--user", "a" * 300, "--role", "viewer"),
+     "The user name is longer than 256 characters"),
+    (("member", "remove", "--organization", "Acme", "--user", "nobody"),
+     "'nobody' is not a member of organization 'Acme'"),
+    (("member", "list", "--organization", "Acme\udcff"),
+     "The organization name is not valid Unicode"),
+], ids=["unknown-org", "bad-role", "blank-user", "escape", "surrogate", "long", "not-a-member",
+        "surrogate-org"])
+def test_member_verbs_fail_in_one_line(ledger_db: str, ledger: psycopg.Connection[Any],
+                                       args: tuple[str, ...], reason: str) -> None:
+    LedgerHook().create_integration("Acme", __import__("datetime").date(2025, 1, 1))
+    assert_failed_in_one_line(run_cli(*args, ledger_uri=ledger_db), re.escape(reason))

@@ -124,6 +124,42 @@ def test_fault_headers(sb: SandboxServer, api: Api) -> None:
     assert extra.headers["X-Extra"] == "yes" and extra.json() == {}
 
 
+def test_drip_sends_the_real_answer_a_few_bytes_at_a_time(sb: SandboxServer, api: Api) -> None:
+    """A server that never pauses long enough for a read time-out, yet never finishes."""
+    plain = api.get(DEALS, params={"limit": 1})
+    sb.add_fault(action="drip", drip_interval=0.2, drip_bytes=4, object_type="deals", nth=1)
+    with api.session.get(f"{sb.url}{DEALS}", params={"limit": 1}, stream=True, timeout=5,
+                         headers={"Authorization": f"Bearer {api.token}"}) as dripping:
+        assert dripping.status_code == 200
+        started = time.perf_counter()
+        pieces = [dripping.raw.read(4) for _ in range(4)]  # urllib3 returns once 4 bytes came
+        took = time.perf_counter() - started
+        rest = dripping.raw.read(8)
+    assert b"".join(pieces) + rest == plain.content[:24]
+    assert 0.5 <= took < 2.0  # three pauses of 0.2 s between the four pieces
+    assert api.get(DEALS, params={"limit": 1}).content == plain.content  # nth=1 only
+    deadline = time.monotonic() + 5  # the dropped drip is logged once it notices
+    while (entry := sb.requests(endpoint="GET /crm/v3/objects/deals")[1])["status"] is None \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert entry["fault"] and entry["status"] == 200
+
+
+def test_a_client_that_gives_up_on_a_drip_stops_it(sb: SandboxServer, api: Api) -> None:
+    sb.add_fault(action="drip", drip_interval=0.2, object_type="deals")
+    with pytest.raises(requests.ReadTimeout):
+        # The whole body would take minutes; the client's read time-out never fires between
+        # bytes, so only a total deadline ends it: here, closing the connection.
+        with api.session.get(f"{sb.url}{DEALS}", stream=True, timeout=5,
+                             headers={"Authorization": f"Bearer {api.token}"}) as dripping:
+            dripping.raw.read(3)
+            raise requests.ReadTimeout("gave up")
+    sb.clear_faults()
+    started = time.perf_counter()
+    assert api.get(DEALS).status_code == 200  # the sandbox is not stuck on the dropped drip
+    assert time.perf_counter() - started < 2
+
+
 def test_same_rules_same_outcome(sb: SandboxServer, api: Api) -> None:
     rules: list[dict[str, Any]] = [{"object_type": "deals", "status": 503, "every": 2},
                                    {"object_type": "deals", "status": 429, "nth": 3}]
@@ -141,7 +177,9 @@ def test_bad_rules_are_refused(sb: SandboxServer) -> None:
                  {"object_type": "widgets"}, {"colour": "red"}, {"first": 0},
                  {"action": "raw"}, {"raw": 42}, {"raw": "{}", "status": 100},
                  {"action": "status", "raw": "{}"}, {"status": 503, "headers": {"A": 1}},
-                 {"status": 503, "headers": ["Retry-After: 0"]}):
+                 {"status": 503, "headers": ["Retry-After: 0"]},
+                 {"action": "drip", "drip_interval": 0}, {"action": "drip", "drip_bytes": 0},
+                 {"status": 503, "drip_interval": 1}):
         with pytest.raises(SandboxAdminError):
             sb.set_faults([rule])
     assert sb.faults() == []

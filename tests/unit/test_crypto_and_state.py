@@ -77,3 +77,39 @@ def test_expired_state_is_refused() -> None:
     state = sign_state(42, KEY, now=NOW)
     with pytest.raises(InvalidState, match="expired"):
         verify_state(state, KEY, now=NOW + dt.timedelta(minutes=16))
+
+
+# -- issue 13: states across a key rotation; hostile states ------------------------------------
+
+def test_a_state_signed_before_a_key_rotation_verifies_after_it() -> None:
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    issued = sign_state(42, crypto.TokenCipher([old]).signing_key, now=NOW)
+    rotated = crypto.TokenCipher([new, old])  # the new key first, the old one still listed
+
+    assert verify_state(issued, rotated.signing_key, now=NOW).integration_id == 42
+    # New states are signed with the new key alone.
+    fresh = sign_state(42, rotated.signing_key, now=NOW)
+    assert verify_state(fresh, crypto.TokenCipher([new]).signing_key, now=NOW)
+    with pytest.raises(InvalidState, match="signature"):
+        verify_state(fresh, crypto.TokenCipher([old]).signing_key, now=NOW)
+
+
+def test_a_state_of_a_key_no_longer_listed_is_refused() -> None:
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    issued = sign_state(42, crypto.TokenCipher([old]).signing_key, now=NOW)
+    with pytest.raises(InvalidState, match="signature"):
+        verify_state(issued, crypto.TokenCipher([new]).signing_key, now=NOW)
+
+
+def test_verify_state_takes_several_plain_keys_too() -> None:
+    state = sign_state(7, b"b" * 32, now=NOW)
+    assert verify_state(state, [b"a" * 32, b"b" * 32], now=NOW).integration_id == 7
+    with pytest.raises(InvalidState):
+        verify_state(state, [b"a" * 32], now=NOW)
+
+
+@pytest.mark.parametrize("state", ["caf\u00e9.abc", "abc.\ud800", "abc.def\x00", "\u202e.x"])
+def test_a_hostile_state_is_refused_not_a_crash(state: str) -> None:
+    """compare_digest raises TypeError on non-ASCII text, encode() on a lone surrogate."""
+    with pytest.raises(InvalidState, match="start the connection again"):
+        verify_state(state, KEY, now=NOW)

@@ -13,24 +13,26 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from fastapi import FastAPI
-    from starlette.types import Receive, Scope, Send
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
 URL_PREFIX = "/api/integrations/hubspot"
 
 
 class LazyApp:
-    """An ASGI app that builds the real one (`hubspot_ledger.api.app.create_app`) when first
-    called. One event loop calls it, and building is synchronous, so it is built once."""
+    """An ASGI app that builds the real one (`hubspot_ledger.api.app.create_app`, behind
+    `hubspot_ledger.api.guard.RequestGuard`) when first called. One event loop calls it, and
+    building is synchronous, so it is built once."""
 
     @cached_property
-    def app(self) -> FastAPI:
+    def app(self) -> ASGIApp:
         from hubspot_ledger.api.app import create_app
+        from hubspot_ledger.api.guard import RequestGuard
 
-        return create_app()
+        return RequestGuard(create_app())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.app(scope, receive, send)
 
     def __repr__(self) -> str:  # shown by `airflow plugins`
-        return "<hubspot_ledger.api.LazyApp: hubspot_ledger.api.app.create_app()>"
+        return ("<hubspot_ledger.api.LazyApp: "
+                "hubspot_ledger.api.guard.RequestGuard(hubspot_ledger.api.app.create_app())>")

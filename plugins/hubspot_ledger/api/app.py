@@ -2,21 +2,31 @@
 
 Every failure answers `{"detail": "<one line saying what is wrong and what to do>"}`: the
 messages are the same ones the CLI prints (UserFacingError and friends never carry a token).
+An exception nothing else answers is a 500 in the same shape, never Starlette's plain-text one
+(guard.py catches what escapes even that). The app is served behind `guard.RequestGuard`
+(body limit, redacted access log): see `hubspot_ledger.api.LazyApp`.
+
+The app's OpenAPI description is served at `/openapi.json` to authenticated Airflow users only;
+FastAPI's unauthenticated `/docs` and `/redoc` pages are off (every route under the prefix
+needs a user, but the OAuth callback).
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Annotated, Any
 
+from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
 from airflow.sdk.exceptions import AirflowNotFoundException
-from fastapi import FastAPI, Request, status
+from fastapi import Depends, FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from hubspot_ledger.api import routes_connect, routes_integrations
+from hubspot_ledger.api.auth import any_user
 from hubspot_ledger.errors import UserFacingError
 from hubspot_ledger.hooks.hubspot import HubSpotError
-from hubspot_ledger.ledger.errors import LedgerSchemaError, LedgerUnavailableError
+from hubspot_ledger.ledger.errors import LedgerSchemaError, LedgerUnavailableError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +58,33 @@ async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
                    "Invalid request: " + "; ".join(problems))
 
 
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    """A bug, not a cause we know: one JSON line, and the log gets the type and first line
+    only (a database error's detail can quote a row, encrypted tokens included)."""
+    log.error("%s %s failed unexpectedly: %s: %s", request.method, request.url.path,
+              type(exc).__name__, first_line(exc))
+    return _detail(status.HTTP_500_INTERNAL_SERVER_ERROR,
+                   f"The request failed unexpectedly ({type(exc).__name__}); the api-server log "
+                   "has the details. Try again; if it fails again, an operator must look into "
+                   "it")
+
+
 def create_app() -> FastAPI:
     app = FastAPI(
         title="HubSpot ledger integration",
         description="Connect an organization's HubSpot portal, edit its settings, read its "
                     "errors log and queue a sync. Authenticate with an Airflow JWT "
-                    "(POST /auth/token); the OAuth callback is protected by its signed state.",
+                    "(POST /auth/token) in the Authorization header; the OAuth callback is "
+                    "protected by its signed state. An organization's integrations are "
+                    "visible to its members and to Airflow admins only.",
         version="1",
+        openapi_url=None, docs_url=None, redoc_url=None,
     )
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi(user: Annotated[BaseUser, Depends(any_user)]) -> dict[str, Any]:
+        return app.openapi()
+
     app.include_router(routes_connect.router)
     app.include_router(routes_integrations.router)
     app.add_exception_handler(UserFacingError, _user_facing)
@@ -63,4 +92,5 @@ def create_app() -> FastAPI:
                     AirflowNotFoundException):
         app.add_exception_handler(problem, _deployment_problem)
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(Exception, _unexpected)
     return app

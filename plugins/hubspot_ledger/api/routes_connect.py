@@ -1,18 +1,26 @@
 """Connecting a portal: the consent URL (an Airflow user asks) and the OAuth callback (HubSpot's
-redirect comes back; no Airflow user, the signed, expiring, single-use state vouches for it)."""
+redirect comes back; no Airflow user, the signed, expiring, single-use state vouches for it).
+
+The consent URL is for members of the integration's organization who may change it (editor or
+operator) and Airflow admins (api/auth.py). The callback takes at most 64 KiB (guard.py) and
+checks the shape of `code` before spending anything on it; its `code` and `state` never reach
+a log line (guard.py redacts them from the access log; nothing here logs them).
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Annotated
 
 from airflow.sdk.exceptions import AirflowNotFoundException
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from starlette.concurrency import run_in_threadpool
 
-from hubspot_ledger.api.auth import Access, can_change
+from hubspot_ledger.api.auth import Access, can_connect
 from hubspot_ledger.api.schemas import Connected, ConsentUrl
 from hubspot_ledger.connect import auth_url, complete_connection
+from hubspot_ledger.display import fit
 from hubspot_ledger.errors import InvalidInput, UserFacingError
 from hubspot_ledger.hooks.hubspot import HubSpotError
 from hubspot_ledger.ledger.errors import LedgerSchemaError, LedgerUnavailableError, first_line
@@ -26,9 +34,19 @@ _ANSWERED = (UserFacingError, HubSpotError, LedgerUnavailableError, LedgerSchema
              AirflowNotFoundException)
 
 
+# HubSpot's codes are short printable ASCII (e.g. "na1-6b7f-…"); a state is base64url with a dot.
+_CODE_SHAPE = re.compile(r"[\x21-\x7e]{1,512}")
+
+
 @router.get("/auth/", summary="HubSpot consent URL of an integration (?integration_id=N)")
-def consent_url(access: Annotated[Access, Depends(can_change)]) -> ConsentUrl:
+def consent_url(access: Annotated[Access, Depends(can_connect)]) -> ConsentUrl:
     return ConsentUrl(url=auth_url(access.integration_id))
+
+
+def _shown(text: str) -> str:
+    """A value HubSpot (or whoever calls the callback) sent, as a message may quote it: valid
+    Unicode, one line, no controls, at most 200 characters."""
+    return fit(text.encode("utf-8", "replace").decode("utf-8"), 200)
 
 
 async def _callback_params(request: Request) -> dict[str, str]:
@@ -54,12 +72,17 @@ async def _callback_params(request: Request) -> dict[str, str]:
 async def oauth_callback(request: Request) -> Connected:
     params = await _callback_params(request)
     if "error" in params:  # the customer declined, or HubSpot refused the request
-        reason = params.get("error_description") or params["error"]
+        reason = _shown(params.get("error_description") or params["error"])
         raise HTTPException(status.HTTP_400_BAD_REQUEST,
                             f"HubSpot did not grant access ({reason}); start the connection "
                             "again")
+    code = params.get("code", "")
+    if code and not _CODE_SHAPE.fullmatch(code):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST,
+                            "The OAuth callback's code is malformed (HubSpot's codes are short "
+                            "printable ASCII); start the connection again")
     try:
-        integration = await run_in_threadpool(complete_connection, params.get("code", ""),
+        integration = await run_in_threadpool(complete_connection, code,
                                               params.get("state", ""))
     except InvalidInput as exc:
         # An OAuth callback's bad request (no code; a tampered, expired or used state) is

@@ -2,6 +2,12 @@
 
 Thin over the service functions the CLI uses (`integration_settings`, `LedgerHook.list_errors`);
 the handlers are plain `def`, so FastAPI runs their blocking ledger calls in its thread pool.
+
+Every route acts only within the caller's organizations (api/auth.py): reading needs a member's
+`viewer` role, saving settings `editor`, queueing a sync `operator` (Airflow admins: all), plus
+Airflow's permission on the integration's DAG. Saving settings and queueing a sync change
+something, so they take the Airflow token from the Authorization header only (no cookie-only
+requests).
 """
 
 from __future__ import annotations

@@ -16,6 +16,9 @@ import json
 import logging
 import os
 import re
+import socket
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -23,7 +26,9 @@ from typing import Any, Protocol, TypeVar
 from urllib.parse import urlencode
 
 import requests
+import requests.adapters
 import tenacity
+import urllib3
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowFailException
 
@@ -39,11 +44,110 @@ DEFAULT_SCOPES = ("oauth", "crm.objects.deals.read", "crm.objects.companies.read
                   "crm.objects.line_items.read", "crm.objects.products.read",
                   "crm.objects.invoices.read")
 TIMEOUT = (10.0, 60.0)  # connect, read (seconds)
+# A whole response (connecting, sending, headers and body) must be done within this many
+# seconds: the read time-out alone lets a server that sends a byte every few seconds hold a
+# call for ever. HUBSPOT_LEDGER_RESPONSE_DEADLINE overrides it.
+RESPONSE_DEADLINE = 120.0
 
 
 def _timeout() -> tuple[float, float]:
     """Connect and read time-outs; HUBSPOT_LEDGER_READ_TIMEOUT overrides the read one."""
     return TIMEOUT[0], float(os.environ.get("HUBSPOT_LEDGER_READ_TIMEOUT", TIMEOUT[1]))
+
+
+def response_deadline() -> float:
+    """Seconds a whole response may take; HUBSPOT_LEDGER_RESPONSE_DEADLINE overrides it."""
+    return float(os.environ.get("HUBSPOT_LEDGER_RESPONSE_DEADLINE", RESPONSE_DEADLINE))
+
+
+class ResponseDeadlineExceeded(requests.Timeout):
+    """A response was not complete within its total deadline (a server dripping its answer).
+    The connection was cut; nothing of the answer was used."""
+
+
+class _Watch:
+    """One request's deadline: which connection carries it, and cutting that connection when
+    the deadline strikes first (a blocked read then returns at once)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.connection: Any = None
+        self.done = False
+        self.fired = False
+
+    def attach(self, connection: Any) -> None:
+        with self.lock:
+            self.connection = connection
+
+    def strike(self) -> None:
+        with self.lock:
+            if self.done:
+                return
+            self.fired = True
+        self.cut()
+
+    def cut(self) -> None:
+        """Shut the connection's socket down if the deadline has struck (also called once
+        the request is sent: the deadline may strike while the socket is being opened)."""
+        with self.lock:
+            sock = getattr(self.connection, "sock", None) if self.fired else None
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed: the read has ended anyway
+
+    def finish(self) -> None:
+        with self.lock:
+            self.done = True
+
+
+_current = threading.local()  # the _Watch of the request this thread is sending, if any
+
+
+class _WatchedConnection(urllib3.connection.HTTPConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        watch = getattr(_current, "watch", None)
+        if watch is not None:
+            watch.attach(self)
+        super().request(*args, **kwargs)
+        if watch is not None:
+            watch.cut()
+
+
+class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        watch = getattr(_current, "watch", None)
+        if watch is not None:
+            watch.attach(self)
+        super().request(*args, **kwargs)
+        if watch is not None:
+            watch.cut()
+
+
+class _WatchedPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _WatchedConnection
+
+
+class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+_WATCHED_POOLS = {"http": _WatchedPool, "https": _WatchedHTTPSPool}
+
+
+class _DeadlineAdapter(requests.adapters.HTTPAdapter):
+    """requests' adapter whose connections let a request's `_Watch` find them."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _WATCHED_POOLS
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if type(manager) is urllib3.ProxyManager:  # SOCKS managers keep their own pools
+            manager.pool_classes_by_scheme = _WATCHED_POOLS
+        return manager
 
 
 class HubSpotError(Exception):
@@ -358,7 +462,34 @@ class HubSpotHook(BaseHook):
     def session(self) -> requests.Session:
         session = requests.Session()
         session.headers["User-Agent"] = "hubspot-ledger/0.1"
+        for prefix in ("http://", "https://"):
+            session.mount(prefix, _DeadlineAdapter())
         return session
+
+    def _http(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """One HTTP exchange, done within `response_deadline()` seconds in all (on top of the
+        connect and read time-outs, which bound each wait but not their sum). Past the deadline
+        the connection is cut and ResponseDeadlineExceeded raised."""
+        deadline = response_deadline()
+        watch = _Watch()
+        timer = threading.Timer(deadline, watch.strike)
+        timer.daemon = True
+        _current.watch = watch
+        timer.start()
+        started = time.monotonic()
+        try:
+            return self.session.request(method, url, timeout=_timeout(), **kwargs)
+        except requests.RequestException:
+            if watch.fired:
+                raise ResponseDeadlineExceeded(
+                    f"no complete answer within {deadline:g}s (cut after "
+                    f"{time.monotonic() - started:.1f}s; HUBSPOT_LEDGER_RESPONSE_DEADLINE)"
+                    ) from None
+            raise
+        finally:
+            timer.cancel()
+            watch.finish()
+            _current.watch = None
 
     def get_conn(self) -> requests.Session:
         return self.session
@@ -389,8 +520,9 @@ class HubSpotHook(BaseHook):
 
         def once() -> requests.Response:
             try:
-                response = self.session.request(method, url, data=form, headers=headers,
-                                                timeout=_timeout())
+                response = self._http(method, url, data=form, headers=headers)
+            except ResponseDeadlineExceeded as exc:
+                raise _Transient(None, reason=str(exc)) from None
             except requests.ConnectTimeout:
                 raise _Transient(None, reason=f"could not connect within {_timeout()[0]:g}s"
                                  ) from None
@@ -489,8 +621,8 @@ class HubSpotHook(BaseHook):
         try:
             result: dict[str, Any] = retrying(self._call_once, method, path, params, json_body)
         except _Transient as exc:
-            raise HubSpotError(f"{method} {path} still failing after {MAX_ATTEMPTS} attempts: "
-                               f"{exc}", status=exc.status) from None
+            raise HubSpotTemporaryError(f"{method} {path} still failing after {MAX_ATTEMPTS} "
+                                        f"attempts: {exc}", status=exc.status) from None
         return result
 
     def _call_once(self, method: str, path: str, params: dict[str, Any] | None,
@@ -504,7 +636,18 @@ class HubSpotHook(BaseHook):
         if response.status_code == 429 or response.status_code >= 500:
             transient = _Transient(response)
             if response.status_code == 429 and self.limiter is not None:
-                self.limiter.backoff(path, transient.retry_after or 1.0)
+                # Never more than the cap, whatever HubSpot asked: the portal's other callers
+                # (other tasks, runs and workers) wait at most that long because of this 429.
+                self.limiter.backoff(path, min(transient.retry_after or 1.0,
+                                               retry_after_cap()))
+            if transient.asked is not None and transient.asked > retry_after_cap():
+                # Waiting that long would hold a worker slot idle (86400: a whole day); the
+                # task fails now as temporary and Airflow's retry comes back later.
+                raise HubSpotTemporaryError(
+                    f"HubSpot answered {response.status_code} to {method} {path} and asked to "
+                    f"wait {transient.asked:.0f}s (Retry-After), longer than the "
+                    f"{retry_after_cap():g}s a sync waits: HubSpot is unavailable for now; "
+                    "Airflow retries the task later", status=response.status_code)
             raise transient
         _check_daily_budget(response)
         if response.status_code >= 400:
@@ -521,9 +664,10 @@ class HubSpotHook(BaseHook):
             self.limiter.acquire(path)
         self.requests_sent += 1
         try:
-            return self.session.request(method, f"{self.app.api_base}{path}", params=params,
-                                        json=json_body, timeout=_timeout(),
-                                        headers={"Authorization": f"Bearer {token}"})
+            return self._http(method, f"{self.app.api_base}{path}", params=params,
+                              json=json_body, headers={"Authorization": f"Bearer {token}"})
+        except ResponseDeadlineExceeded as exc:
+            raise _Transient(None, reason=str(exc)) from None
         except requests.RequestException as exc:
             raise _Transient(None, reason=f"{type(exc).__name__}") from None
 
@@ -649,13 +793,19 @@ BACKOFF = tenacity.wait_exponential_jitter(initial=1, max=60, jitter=1)
 OAUTH_ATTEMPTS = 4
 OAUTH_BACKOFF = tenacity.wait_exponential_jitter(initial=0.5, max=10, jitter=0.5)
 # A Retry-After is honoured up to this many seconds: a longer one would hold a worker slot (or
-# an operator's browser) idle; the retry after it is Airflow's.
+# an operator's browser) idle; the retry after it is Airflow's. HUBSPOT_LEDGER_RETRY_AFTER_CAP
+# overrides it (the portal's rate budget, hubspot_ledger.ratelimit, reads the same variable).
 RETRY_AFTER_CAP = 60.0
 
 
-def retry_after_seconds(header: str | None, now: dt.datetime | None = None) -> float | None:
-    """Retry-After as seconds (RFC 9110: a number of seconds or an HTTP date), capped at
-    RETRY_AFTER_CAP; None when absent or unreadable."""
+def retry_after_cap() -> float:
+    """The longest Retry-After honoured, in seconds (HUBSPOT_LEDGER_RETRY_AFTER_CAP)."""
+    return float(os.environ.get("HUBSPOT_LEDGER_RETRY_AFTER_CAP", RETRY_AFTER_CAP))
+
+
+def _retry_after_asked(header: str | None, now: dt.datetime | None = None) -> float | None:
+    """Retry-After as seconds, as asked (RFC 9110: a number of seconds or an HTTP date); None
+    when absent or unreadable."""
     if not header:
         return None
     text = header.strip()
@@ -669,7 +819,14 @@ def retry_after_seconds(header: str | None, now: dt.datetime | None = None) -> f
         if when.tzinfo is None:
             when = when.replace(tzinfo=dt.UTC)
         seconds = (when - (now or dt.datetime.now(dt.UTC))).total_seconds()
-    return min(max(seconds, 0.0), RETRY_AFTER_CAP)
+    return max(seconds, 0.0)
+
+
+def retry_after_seconds(header: str | None, now: dt.datetime | None = None) -> float | None:
+    """Retry-After as seconds (RFC 9110: a number of seconds or an HTTP date), capped at
+    `retry_after_cap()`; None when absent or unreadable."""
+    seconds = _retry_after_asked(header, now)
+    return None if seconds is None else min(seconds, retry_after_cap())
 
 
 class _Transient(Exception):
@@ -677,14 +834,16 @@ class _Transient(Exception):
 
     def __init__(self, response: requests.Response | None, reason: str = "") -> None:
         self.status = response.status_code if response is not None else None
-        self.retry_after: float | None = None
+        self.retry_after: float | None = None  # what will be waited (capped)
+        self.asked: float | None = None  # what HubSpot's Retry-After asked for
         if response is not None:
             reason = f"{response.status_code} {_error_message(response)}"
+            self.asked = _retry_after_asked(response.headers.get("Retry-After"))
             self.retry_after = retry_after_seconds(response.headers.get("Retry-After"))
             if self.retry_after is None and response.status_code == 429:
                 # HubSpot's 429s carry no Retry-After: wait out its rolling window instead.
                 interval = response.headers.get("X-HubSpot-RateLimit-Interval-Milliseconds")
-                self.retry_after = min(int(interval) / 1000, RETRY_AFTER_CAP) \
+                self.retry_after = min(int(interval) / 1000, retry_after_cap()) \
                     if interval and interval.isdigit() else 1.0
         super().__init__(reason)
 

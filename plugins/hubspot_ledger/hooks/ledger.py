@@ -50,6 +50,15 @@ _MIN_CONNECT_TIMEOUT = 2
 _MAINTENANCE_DB = "postgres"
 # First key of the per-integration advisory lock (pg_advisory_lock(int, int)): "HSLG".
 _LOCK_NAMESPACE = 0x48534C47
+# First key of a run's liveness lock, held (shared) by the processes working on a DAG run of an
+# integration; the second is hashtext('<integration id>:<dag run id>'): "HSRN".
+_RUN_NAMESPACE = 0x4853524E
+_RUN_KEY = "hashtext(%(integration)s::text || ':' || %(dag_run)s)"
+# Whether someone holds a run's liveness lock (pg_locks shows every database's locks).
+_RUN_ALIVE = ("EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted "
+              "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+              " AND l.classid = {ns}::oid AND l.objsubid = 2 AND l.objid = hashtext("
+              "{integration}::text || ':' || {dag_run})::oid)")
 
 
 def _scalar(cursor: psycopg.Cursor[Any]) -> Any:
@@ -492,6 +501,60 @@ class LedgerHook(PostgresHook):
                 "finished_at = greatest(now(), started_at) WHERE id = %s",
                 [status.value, message, run_id])
 
+    # --- runs killed mid-way (issue 13) ---------------------------------------------------------
+
+    @contextmanager
+    def run_alive(self, integration_id: int, dag_run_id: str) -> Iterator[None]:
+        """Hold the run's liveness lock while the block runs: a shared advisory lock (every
+        process of the run may hold it at once) that PostgreSQL drops with the holder's
+        connection, so a killed process never leaves it behind."""
+        params = {"integration": integration_id, "dag_run": dag_run_id}
+        with self._session() as conn:
+            conn.autocommit = True
+            conn.execute(f"SELECT pg_advisory_lock_shared({_RUN_NAMESPACE}, {_RUN_KEY})",
+                         params)
+            try:
+                yield
+            finally:
+                conn.execute(f"SELECT pg_advisory_unlock_shared({_RUN_NAMESPACE}, {_RUN_KEY})",
+                             params)
+
+    def run_is_alive(self, integration_id: int, dag_run_id: str) -> bool:
+        """Whether a process working on that run holds its liveness lock right now."""
+        alive = _RUN_ALIVE.format(ns=_RUN_NAMESPACE, integration="%(integration)s",
+                                  dag_run="%(dag_run)s")
+        with self._session() as conn:
+            return bool(_scalar(conn.execute(f"SELECT {alive}", {
+                "integration": integration_id, "dag_run": dag_run_id})))
+
+    def unattended_runs(self, integration_id: int, dag_run_id: str) -> list[tuple[int, str]]:
+        """(row id, DAG run id) of the integration's other runs still `running` in sync_runs
+        whose liveness lock nobody holds: no process is working on them at this moment."""
+        alive = _RUN_ALIVE.format(ns=_RUN_NAMESPACE, integration="r.integration_id",
+                                  dag_run="r.dag_run_id")
+        with self._session() as conn:
+            rows = conn.execute(
+                f"SELECT r.id, r.dag_run_id FROM ledger.sync_runs r WHERE r.integration_id = %s"
+                f" AND r.status = 'running' AND r.dag_run_id IS NOT NULL "
+                f"AND r.dag_run_id <> %s AND NOT {alive} ORDER BY r.id",
+                [integration_id, dag_run_id]).fetchall()
+        return [(int(row[0]), str(row[1])) for row in rows]
+
+    def settle_interrupted_run(self, integration_id: int, dag_run_id: str, message: str
+                               ) -> bool:
+        """Mark a run that can no longer finish as failed, saying why; only while it is still
+        `running` and nobody holds its liveness lock (checked in the same statement). True
+        when the row was settled here."""
+        alive = _RUN_ALIVE.format(ns=_RUN_NAMESPACE, integration="integration_id",
+                                  dag_run="dag_run_id")
+        with self._session() as conn, conn.transaction():
+            row = conn.execute(
+                f"UPDATE ledger.sync_runs SET status = 'failed', message = %s, "
+                f"finished_at = greatest(now(), started_at) WHERE integration_id = %s "
+                f"AND dag_run_id = %s AND status = 'running' AND NOT {alive} RETURNING id",
+                [message[:2000], integration_id, dag_run_id]).fetchone()
+        return row is not None
+
     def latest_sync_run(self, integration_id: int) -> dict[str, Any] | None:
         with self._session() as conn:
             row = conn.execute("SELECT id FROM ledger.sync_runs WHERE integration_id = %s "
@@ -669,3 +732,70 @@ class LedgerHook(PostgresHook):
                 yield conn
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s, %s)", key)
+
+    # --- organization members (issue 13: tenant authorization) ---------------------------------
+    # Who may act on which organization: the rows of ledger.organization_members (migration
+    # 0010). The rules (role ladder, admins, what each route needs) live in
+    # hubspot_ledger.members and hubspot_ledger.api.auth; these methods only read and write.
+
+    def find_organization_id(self, name: str) -> int | None:
+        """The organization of that exact name (surrounding blanks ignored), or None."""
+        with self._session() as conn:
+            row = conn.execute("SELECT id FROM ledger.organizations WHERE name = %s",
+                               [name.strip()]).fetchone()
+        return int(row[0]) if row else None
+
+    def set_member(self, organization_id: int, username: str, role: str) -> bool:
+        """Make `username` a member of the organization with `role` (a member already: the
+        role changes). True when the membership is new."""
+        with self._session() as conn, conn.transaction():
+            row = conn.execute(
+                "INSERT INTO ledger.organization_members (organization_id, username, role) "
+                "VALUES (%s, %s, %s) ON CONFLICT (organization_id, username) "
+                "DO UPDATE SET role = EXCLUDED.role RETURNING (xmax = 0)",
+                [organization_id, username, role],
+            ).fetchone()
+        assert row is not None
+        return bool(row[0])
+
+    def remove_member(self, organization_id: int, username: str) -> bool:
+        """End a membership; False when there was none."""
+        with self._session() as conn, conn.transaction():
+            row = conn.execute(
+                "DELETE FROM ledger.organization_members WHERE organization_id = %s "
+                "AND username = %s RETURNING id", [organization_id, username],
+            ).fetchone()
+        return row is not None
+
+    def list_members(self, organization_id: int | None = None) -> list[tuple[str, str, str]]:
+        """(organization name, username, role) of every membership (of one organization),
+        by organization name and username."""
+        with self._session() as conn:
+            rows = conn.execute(
+                "SELECT o.name, m.username, m.role FROM ledger.organization_members m "
+                "JOIN ledger.organizations o ON o.id = m.organization_id "
+                "WHERE %s::bigint IS NULL OR m.organization_id = %s "
+                "ORDER BY o.name, m.username", [organization_id, organization_id],
+            ).fetchall()
+        return [(str(org), str(user), str(role)) for org, user, role in rows]
+
+    def integration_for_user(self, integration_id: int, username: str
+                             ) -> tuple[IntegrationSummary, str | None] | None:
+        """The HubSpot integration and `username`'s role in its organization (None: not a
+        member), in one read; None when the integration does not exist."""
+        with self._session() as conn:
+            row = conn.execute(
+                "SELECT i.id, i.organization_id, o.name, i.status, i.schedule, i.cutoff_date, "
+                "m.role FROM ledger.integrations i "
+                "JOIN ledger.organizations o ON o.id = i.organization_id "
+                "LEFT JOIN ledger.organization_members m "
+                "ON m.organization_id = i.organization_id AND m.username = %s "
+                "WHERE i.id = %s AND i.provider = %s",
+                [username, integration_id, Provider.HUBSPOT.value],
+            ).fetchone()
+        if row is None:
+            return None
+        summary = IntegrationSummary(
+            id=row[0], organization_id=row[1], organization_name=row[2],
+            status=IntegrationStatus(row[3]), schedule=row[4], cutoff_date=row[5])
+        return summary, row[6]

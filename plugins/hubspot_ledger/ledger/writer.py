@@ -463,6 +463,23 @@ class LedgerWriter:
             for key, child_id in [*((k, c) for k, c, _ in kept),
                                   *zip((k for k, _ in added), new_ids, strict=True)]])
 
+    def owners_of_lines(self, owner_type: RemoteType, line_ids: Sequence[str]) -> set[str]:
+        """Remote ids of the deals or invoices whose ledger lines were written from these
+        HubSpot line items (through the lines' own integration records)."""
+        if not line_ids:
+            return set()
+        table, parent = (("performance_obligations", "contract_id")
+                         if owner_type is RemoteType.DEAL else ("invoice_lines", "invoice_id"))
+        rows = self.conn.execute(
+            "SELECT DISTINCT o.remote_id FROM ledger.integration_records l "
+            f"JOIN ledger.{table} x ON x.id = l.local_id "  # noqa: S608
+            "JOIN ledger.integration_records o ON o.integration_id = l.integration_id "
+            f"AND o.remote_type = %s AND o.local_id = x.{parent} "
+            "WHERE l.integration_id = %s AND l.remote_type = 'line_item' "
+            "AND l.local_table = %s AND l.remote_id = ANY(%s)",
+            [owner_type.value, self.integration_id, table, list(line_ids)]).fetchall()
+        return {str(r[0]) for r in rows}
+
     # -- lost documents: void drafts whose HubSpot record no longer qualifies ---------------
 
     def live_documents(self, remote_type: RemoteType) -> dict[str, tuple[int, str]]:

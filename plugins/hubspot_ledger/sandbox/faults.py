@@ -6,8 +6,10 @@ Actions: `status` (an HTTP error with HubSpot's body; 429 gets the rate-limit bo
 (answer late), `reset` (close the connection without an answer), `expire_token` (the caller's
 access token expires right now, so the call gets HubSpot's 401 for expired tokens), `raw` (answer
 `status`, default 200, with the text `raw` as it is: a broken proxy, a half-written body, `{}`,
-a JSON list where an object belongs). `headers` adds response headers to `status` and `raw`
-answers, e.g. `{"Retry-After": "0"}`.
+a JSON list where an object belongs), `drip` (the real answer, its headers at once and its body
+`drip_bytes` at a time, `drip_interval` seconds apart: a server or proxy that never stalls long
+enough for a read time-out, yet never finishes). `headers` adds response headers to `status`
+and `raw` answers, e.g. `{"Retry-After": "0"}`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 from hubspot_ledger.sandbox.routing import Route
 from hubspot_ledger.sandbox.schema import resolve
 
-ACTIONS = ("status", "delay", "reset", "expire_token", "raw")
+ACTIONS = ("status", "delay", "reset", "expire_token", "raw", "drip")
 TRIGGERS = ("nth", "every", "first")
 
 
@@ -40,6 +42,8 @@ class FaultRule:
     raw: str | None = None  # action "raw": the response body, sent as it is
     content_type: str = "application/json"  # action "raw"
     headers: dict[str, str] | None = None  # added to the answer of "status" and "raw"
+    drip_interval: float = 1.0  # action "drip": seconds between two pieces of the body
+    drip_bytes: int = 1  # action "drip": bytes per piece
     nth: int | None = None
     every: int | None = None
     first: int | None = None
@@ -99,6 +103,13 @@ def parse_rule(data: Mapping[str, Any], rule_id: str) -> FaultRule:
         if otype is None:
             raise ValueError(f"unknown object_type {object_type!r}")
         object_type = otype.name
+    drip_interval = float(1.0 if data.get("drip_interval") is None else data["drip_interval"])
+    drip_bytes = int(1 if data.get("drip_bytes") is None else data["drip_bytes"])
+    if action != "drip" and ("drip_interval" in data or "drip_bytes" in data):
+        raise ValueError("drip_interval and drip_bytes belong to action drip")
+    if not 0 < drip_interval <= 3600 or drip_bytes < 1:
+        raise ValueError("drip_interval must be above 0 (at most 3600 s) and drip_bytes at "
+                         "least 1")
     if action == "raw":
         if not isinstance(data.get("raw"), str):
             raise ValueError("action raw needs the response body as a string in `raw`")
@@ -124,6 +135,7 @@ def parse_rule(data: Mapping[str, Any], rule_id: str) -> FaultRule:
         body=data.get("body"), policy=data.get("policy"), raw=data.get("raw"),
         content_type=str(data.get("content_type") or "application/json"),
         headers=dict(headers) if headers is not None else None,
+        drip_interval=drip_interval, drip_bytes=drip_bytes,
         nth=_int(data.get("nth")), every=_int(data.get("every")), first=_int(data.get("first")))
 
 

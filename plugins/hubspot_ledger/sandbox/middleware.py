@@ -1,5 +1,6 @@
 """What happens around every HubSpot call, in HubSpot's order: correlation id, request log,
-injected faults, bearer auth, scopes, the portal's rate limits, rate-limit headers.
+injected faults, bearer auth, scopes, the portal's rate limits, rate-limit headers. A `drip`
+fault slows the answer's body down whatever it is (the real one or an injected one).
 
 A plain ASGI middleware, outermost, so that it sees uvicorn's own `send` — the only way to drop
 a connection without answering (the `reset` fault).
@@ -83,13 +84,15 @@ class SandboxMiddleware:
         extra_headers: list[tuple[bytes, bytes]] = [
             (b"x-hubspot-correlation-id", correlation.encode())]
         status_seen: dict[str, int] = {}
+        drip = next((rule for rule in fired if rule.action == "drip"), None)
+        out = send if drip is None else _dripping(send, drip.drip_bytes, drip.drip_interval)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_seen["status"] = message["status"]
                 message = {**message,
                            "headers": [*message.get("headers", []), *extra_headers]}
-            await send(message)
+            await out(message)
 
         try:
             response = await self._faults(fired, route, token, correlation, send, entry)
@@ -194,6 +197,30 @@ def _fault_body(rule: FaultRule, route: Route, correlation: str) -> dict[str, An
         423: ("LOCKED", "The resource is locked; retry after at least 2 seconds"),
     }.get(status, ("VALIDATION_ERROR", f"HTTP {status} (injected by the sandbox)"))
     return errors.error_body(message, category, correlation)
+
+
+def _dripping(send: Send, size: int, interval: float) -> Send:
+    """`send` with every body sent `size` bytes at a time, `interval` seconds apart (headers go
+    at once). Stops as soon as the client has gone: uvicorn then drops what is sent anyway."""
+    cycle = getattr(send, "__self__", None)
+
+    async def drip(message: Message) -> None:
+        if message["type"] != "http.response.body":
+            await send(message)
+            return
+        body: bytes = message.get("body", b"")
+        more = message.get("more_body", False)
+        for start in range(0, len(body), size):
+            if getattr(cycle, "disconnected", False):
+                return
+            if start:
+                await asyncio.sleep(interval)
+            last = start + size >= len(body)
+            await send({"type": "http.response.body", "body": body[start:start + size],
+                        "more_body": more or not last})
+        if not body:
+            await send(message)
+    return drip
 
 
 async def _drop_connection(send: Send) -> bool:

@@ -152,15 +152,31 @@ def partition(pages: Iterable[list[Raw]], keep: Callable[[list[Raw]], list[Raw]]
 def archived_in(hook: HubSpotHook, remote_type: RemoteType, window: Window) -> set[str]:
     """Ids HubSpot archived (deleted to its recycle bin) inside `window`. Search never returns
     archived records, so the archived listing is the only place deletions show."""
+    found = {str(raw.get("id", "")) for page in _archived_pages(hook, remote_type, window)
+             for raw in page}
+    found.discard("")
+    return found
+
+
+def archived_products(hook: HubSpotHook, window: Window) -> Iterator[list[Raw]]:
+    """Products HubSpot archived inside `window`, with the properties the sync reads: a product
+    edited and then archived before the next run shows its last values only here (DESIGN
+    "archived products")."""
+    yield from valid_pages(_archived_pages(hook, RemoteType.PRODUCT, window,
+                                           hubspot_properties(RemoteType.PRODUCT)))
+
+
+def _archived_pages(hook: HubSpotHook, remote_type: RemoteType, window: Window,
+                    properties: Sequence[str] = ("hs_object_id",)) -> Iterator[list[Raw]]:
     since, until = window.since, window.until
-    found: set[str] = set()
-    for page in hook.list_pages(_object_path(remote_type), ["hs_object_id"], archived=True):
+    for page in hook.list_pages(_object_path(remote_type), list(properties), archived=True):
+        kept = []
         for raw in page:
             when = _instant(raw.get("archivedAt") or raw.get("updatedAt"))
             if when is None or (when >= since and (until is None or when < until)):
-                found.add(str(raw.get("id", "")))
-    found.discard("")
-    return found
+                kept.append(raw)
+        if kept:
+            yield kept
 
 
 def _instant(value: Any) -> dt.datetime | None:

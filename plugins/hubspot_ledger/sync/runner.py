@@ -6,11 +6,12 @@ directly too.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from hubspot_ledger.hooks.hubspot import HubSpotHook
@@ -122,3 +123,87 @@ def run_step(step: str, integration_id: int, dag_run_id: str, *, full_refresh: b
     ledger.add_run_counts(run_id, step, counts)
     ledger.clear_run_failure(run_id, step)
     return counts
+
+
+# -- runs killed mid-way (issue 13) -------------------------------------------------------------
+#
+# A run's sync_runs row is settled by its report task. A run whose report never runs stays
+# `running`: its `hubspot-ledger sync` process was killed (SIGKILL, OOM), or Airflow ended the
+# DAG run without it (DAG run time-out, marked failed by hand, deleted). The next run of the
+# integration settles such rows as failed, by this rule:
+#
+#   another `running` row of the integration is settled when (1) no process holds its liveness
+#   lock and (2) its DAG run cannot make progress any more: Airflow has no such DAG run, or says
+#   it is finished, or it was run by `hubspot-ledger sync` (whose process holds the lock from
+#   before the row exists until the run ends, so a free lock means the process is gone).
+#
+# A scheduled, triggered or backfill run that is alive but between two tasks (or waiting for a
+# retry) holds no lock, but Airflow says its DAG run is `running` or `queued`: it is left alone,
+# so concurrent backfill windows never settle each other.
+
+# What Airflow says of a DAG run: "running", "queued", "success", "failed"; "gone" for a
+# `hubspot-ledger sync` run whose process is gone; None when Airflow has no such DAG run.
+DagRunState = Callable[[str], str | None]
+
+_whole_run: list[DagRunState] = []  # set inside attend_whole_run: how to ask Airflow
+
+
+@contextlib.contextmanager
+def attend(integration_id: int, dag_run_id: str) -> Iterator[None]:
+    """Hold the run's liveness lock while a task of it works (taken before the task creates
+    the run's row). Inside `attend_whole_run` the caller holds it for the whole run already."""
+    if _whole_run:
+        yield
+        return
+    with LedgerHook().run_alive(integration_id, dag_run_id):
+        yield
+
+
+@contextlib.contextmanager
+def attend_whole_run(dag_run_state: DagRunState) -> Iterator[None]:
+    """Every task of the run executes in this process (`dag.test()`), whose caller holds the
+    run's liveness lock from before the run exists until it ends; `dag_run_state` (reading
+    Airflow's metadata database) tells the killed-run rule what Airflow knows of other runs."""
+    _whole_run.append(dag_run_state)
+    try:
+        yield
+    finally:
+        _whole_run.clear()
+
+
+def whole_run_state() -> DagRunState | None:
+    """The DAG-run lookup of `attend_whole_run`, when this process runs the whole run."""
+    return _whole_run[-1] if _whole_run else None
+
+
+_WHY = {
+    None: "Airflow has no such DAG run any more",
+    "success": "its DAG run ended without settling it",
+    "failed": "its DAG run failed or timed out before its report ran",
+    "gone": "the `hubspot-ledger sync` process running it stopped without finishing it "
+            "(killed?)",
+}
+
+
+def settle_interrupted_runs(integration_id: int, dag_run_id: str, dag_run_state: DagRunState,
+                            *, ledger: LedgerHook | None = None) -> list[str]:
+    """Settle the integration's other `running` rows that no run will finish (the rule
+    above), as failed with a message saying why. Returns their DAG run ids."""
+    ledger = ledger or LedgerHook()
+    settled: list[str] = []
+    for _, other in ledger.unattended_runs(integration_id, dag_run_id):
+        try:
+            state = dag_run_state(other)
+        except Exception:  # noqa: BLE001 - when in doubt, leave the run alone
+            log.warning("Could not ask Airflow about DAG run %s; left as it is", other,
+                        exc_info=True)
+            continue
+        if state not in _WHY:
+            continue  # running or queued: Airflow will still run (or time out) its tasks
+        message = (f"interrupted: {_WHY[state]}; the next run ({dag_run_id}) took over "
+                   "and marked it failed")
+        if ledger.settle_interrupted_run(integration_id, other, message):
+            log.warning("Run %s of integration %s was still `running`: %s", other,
+                        integration_id, message)
+            settled.append(other)
+    return settled

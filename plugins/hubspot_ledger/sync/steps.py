@@ -144,6 +144,17 @@ def sync_products(ctx: StepContext) -> dict[str, int]:
     for page in prefetch(extract.products(ctx.hook, ctx.window)):
         seen.update(str(r.get("id", "")) for r in page)
         _load_products(ctx, tally, page)
+    if ctx.window is not None:
+        # Archived in the window, so search missed them: the items they have take their last
+        # values (an edit just before the archive); the others get theirs when a line sells
+        # them (DESIGN "archived products").
+        for page in extract.archived_products(ctx.hook, ctx.window):
+            mapped = ctx.writer.mapped(RemoteType.PRODUCT, [str(r.get("id", "")) for r in page])
+            fresh = [r for r in page if str(r.get("id", "")) in mapped
+                     and str(r.get("id", "")) not in seen]
+            seen.update(str(r.get("id", "")) for r in fresh)
+            if fresh:
+                _load_products(ctx, tally, fresh)
     for page in _retried(ctx, tally, RemoteType.PRODUCT, seen):
         _load_products(ctx, tally, page)
     return tally.counts
@@ -185,6 +196,17 @@ def _open(ctx: StepContext, remote_type: RemoteType) -> list[str]:
     return problems.open_ids(ctx.writer.conn, ctx.integration.id, remote_type.value)
 
 
+def _owners_of_deleted_lines(ctx: StepContext, owner_type: RemoteType) -> set[str]:
+    """Deals or invoices (incremental, backfill window) that lost a line item HubSpot deleted
+    in the window. A deleted line item is archived: search no longer finds it, its associations
+    are gone, and its deal's or invoice's modified date need not move, so the ledger's own
+    mapping of the line names the owner, which is then read again."""
+    if ctx.window is None:
+        return set()
+    deleted = extract.archived_in(ctx.hook, RemoteType.LINE_ITEM, ctx.window)
+    return ctx.writer.owners_of_lines(owner_type, sorted(deleted))
+
+
 # -- companies → customers (R-COMP-1, R-COMP-2) ----------------------------------------------
 
 
@@ -202,7 +224,7 @@ def sync_companies(ctx: StepContext) -> dict[str, int]:
     seen: set[str] = set()
     tally = Tally("companies")
     # Read here, not in the read-ahead thread: the writer's connection is this thread's.
-    retry = set(_open(ctx, RemoteType.DEAL))
+    retry = set(_open(ctx, RemoteType.DEAL)) | _owners_of_deleted_lines(ctx, RemoteType.DEAL)
     lost: set[str] = set()
     deals = prefetch(extract.rebatch(_deals_to_sync(ctx, seen, retry, lost), DOCUMENT_BATCH))
     for chunk, primaries, companies in prefetch(_with_companies(ctx, deals)):
@@ -415,6 +437,7 @@ def sync_invoices(ctx: StepContext) -> dict[str, int]:
     owners = retry - seen
     if ctx.window is not None:
         owners |= extract.owners_of_changed_lines(ctx.hook, RemoteType.INVOICE, ctx.window)
+        owners |= _owners_of_deleted_lines(ctx, RemoteType.INVOICE)
     for page in extract.raw_by_id(ctx.hook, RemoteType.INVOICE, owners - seen):
         page = extract.qualifying_invoices(page, cutoff)
         seen.update(str(r.get("id", "")) for r in page)

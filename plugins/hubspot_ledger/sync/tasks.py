@@ -8,8 +8,10 @@ the DAG file stays cheap.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
-from typing import Any, NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
 
 from hubspot_ledger.errors import NotFound, ReconnectRequired, SetupIncomplete, UserFacingError
 
@@ -17,6 +19,20 @@ log = logging.getLogger(__name__)
 
 INVOICES_TASK = "sync_invoices"
 PRODUCTS_TASK = "sync_products"
+
+R = TypeVar("R")
+
+
+def _attended(body: Callable[..., R]) -> Callable[..., R]:
+    """A task body that holds its run's liveness lock while it works (sync.runner, "runs
+    killed mid-way"): no other run of the integration takes this run for dead meanwhile."""
+    @functools.wraps(body)
+    def task(integration_id: int, **context: Any) -> R:
+        from hubspot_ledger.sync.runner import attend
+
+        with attend(integration_id, _dag_run_id(context)):
+            return body(integration_id, **context)
+    return task
 
 
 def _fail_without_retry(exc: UserFacingError) -> NoReturn:
@@ -27,6 +43,7 @@ def _fail_without_retry(exc: UserFacingError) -> NoReturn:
     raise AirflowFailException(str(exc)) from None
 
 
+@_attended
 def validate_setup(integration_id: int, **context: Any) -> None:
     """R-SET-3: the run stops here with "Setup incomplete: …" when a setting is missing."""
     from hubspot_ledger.integration_settings import validate_setup as check
@@ -41,6 +58,7 @@ def validate_setup(integration_id: int, **context: Any) -> None:
              integration.cutoff_date, "on" if settings.sync_invoices else "off")
 
 
+@_attended
 def refresh_token(integration_id: int, **context: Any) -> None:
     """R-AUTH-6: refresh the access token when it is near expiry, before any sync step."""
     from hubspot_ledger.hooks.hubspot import HubSpotError
@@ -61,6 +79,7 @@ def refresh_token(integration_id: int, **context: Any) -> None:
     log.info("HubSpot access token of integration %s is valid", integration_id)
 
 
+@_attended
 def choose_invoice_branch(integration_id: int, **context: Any) -> list[str]:
     """R-SYNC-3: with the toggle off, the invoice step is skipped and makes no request.
 
@@ -73,28 +92,34 @@ def choose_invoice_branch(integration_id: int, **context: Any) -> list[str]:
     ledger = LedgerHook()
     on = ledger.get_settings(integration_id).sync_invoices
     ledger.set_run_invoices(ledger.start_sync_run(integration_id, _dag_run_id(context)), on)
+    _settle_interrupted_runs(integration_id, context)
     if not on:
         ledger.drop_coverage(integration_id, RemoteType.INVOICE.value)
     log.info("Invoice sync for integration %s: %s", integration_id, "on" if on else "off")
     return [INVOICES_TASK, PRODUCTS_TASK] if on else [PRODUCTS_TASK]
 
 
+@_attended
 def sync_invoices(integration_id: int, **context: Any) -> None:
     _run_step("invoices", integration_id, context)
 
 
+@_attended
 def sync_products(integration_id: int, **context: Any) -> None:
     _run_step("products", integration_id, context)
 
 
+@_attended
 def sync_companies(integration_id: int, **context: Any) -> None:
     _run_step("companies", integration_id, context)
 
 
+@_attended
 def sync_deals(integration_id: int, **context: Any) -> None:
     _run_step("deals", integration_id, context)
 
 
+@_attended
 def report(integration_id: int, **context: Any) -> None:
     """Logs the run's counts, settles its sync_runs row, and fails the DAG run when a step did
     not finish (this task runs whatever happened upstream, so it must say so itself)."""
@@ -108,6 +133,35 @@ def report(integration_id: int, **context: Any) -> None:
 
         raise AirflowFailException("The sync did not complete: see the failed task's log and "
                                    "the errors log (hubspot-ledger errors)")
+
+
+def _settle_interrupted_runs(integration_id: int, context: dict[str, Any]) -> None:
+    """This run has started: earlier runs of the integration that can no longer finish are
+    marked failed (sync.runner, "runs killed mid-way"). Never fails the task."""
+    from hubspot_ledger.sync.runner import settle_interrupted_runs, whole_run_state
+
+    try:
+        state = whole_run_state() or _airflow_dag_run_state(context)
+        if state is not None:
+            settle_interrupted_runs(integration_id, _dag_run_id(context), state)
+    except Exception:  # noqa: BLE001 - housekeeping must not stop this run
+        log.warning("Could not settle earlier interrupted runs", exc_info=True)
+
+
+def _airflow_dag_run_state(context: dict[str, Any]) -> Callable[[str], str | None] | None:
+    """What Airflow says of another run of this DAG, asked through the task's own channel to
+    Airflow (the Task SDK; a task never reads the metadata database)."""
+    ti = context.get("ti")
+    if ti is None or not hasattr(ti, "get_dagrun_state"):
+        return None
+    dag_id = str(ti.dag_id)
+
+    def state(run_id: str) -> str | None:
+        if not ti.get_dr_count(dag_id=dag_id, run_ids=[run_id]):
+            return None
+        value = ti.get_dagrun_state(dag_id=dag_id, run_id=run_id)
+        return str(getattr(value, "value", value))
+    return state
 
 
 def _dag_run_id(context: dict[str, Any]) -> str:
@@ -159,6 +213,8 @@ def _run_step(step: str, integration_id: int, context: dict[str, Any]) -> None:
     window = backfill_window(str(getattr(dag_run, "run_type", "") or ""),
                              context.get("data_interval_start"),
                              context.get("data_interval_end"))
+    from airflow.sdk.exceptions import AirflowTaskTimeout
+
     try:
         counts = run_step(step, integration_id, _dag_run_id(context),
                           full_refresh=bool(params.get("full_refresh", False)), window=window)
@@ -167,5 +223,13 @@ def _run_step(step: str, integration_id: int, context: dict[str, Any]) -> None:
     except HubSpotError as exc:
         # Raised after the hook's own retries; Airflow's task retries get another go.
         log.error("%s", exc)
+        raise
+    except AirflowTaskTimeout:
+        # Not an Exception: run_step did not record it. The report must say why.
+        task = getattr(context.get("ti"), "task", None)
+        limit = getattr(task, "execution_timeout", None)
+        _note_failure(integration_id, context, step,
+                      RuntimeError(f"timed out after {limit or 'its execution_timeout'} "
+                                   "(HUBSPOT_LEDGER_STEP_TIMEOUT_SECONDS); Airflow retries it"))
         raise
     log.info("%s done: %s", step, ", ".join(f"{k} {v:,}" for k, v in counts.items()))
