@@ -23,18 +23,19 @@ help:
 	@echo "make audit  - the pinned set against the vendored PyPA advisory database (offline)"
 
 # Re-installs only when the pins change.
-$(STAMP): requirements.txt constraints.txt pyproject.toml
+$(STAMP): requirements.txt constraints.txt pyproject.toml tools/pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found" >&2; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
 		-r requirements.txt -c constraints.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e tools
 	@touch $@
 
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m hubspot_ledger.demo
+	$(BIN)/python -m hubspot_ledger_tools.demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -51,20 +52,20 @@ test-e2e: $(STAMP)
 
 # e.g. make bench BENCH_ARGS="--scale medium"; see bench/README.md
 bench: $(STAMP)
-	$(BIN)/python -m hubspot_ledger.bench $(BENCH_ARGS)
+	$(BIN)/python -m hubspot_ledger_tools.bench $(BENCH_ARGS)
 
 # The fault matrix of tests/reliability, on a bigger portal; prints fault, runs, records
 # expected, records in the ledger, duplicates, lost.
 CHAOS_ARGS ?= --scale small --runs 2
 chaos: $(STAMP)
-	$(BIN)/python -m hubspot_ledger.fault_matrix $(CHAOS_ARGS)
+	$(BIN)/python -m hubspot_ledger_tools.fault_matrix $(CHAOS_ARGS)
 
 # The pinned set (requirements.txt + constraints.txt) against the snapshot of the PyPA advisory
 # database vendored in audit/ (no network); writes audit/report.md, which says what was checked
 # against which snapshot and what was not. Exit 1: a pin matches an advisory; 2: UNCHECKED (no
 # database); 3: STALE, the snapshot is older than AUDIT_MAX_AGE_DAYS (default 365).
 audit: $(STAMP)
-	$(BIN)/python -m hubspot_ledger.audit
+	$(BIN)/python -m hubspot_ledger_tools.audit
 
 clean:
 	rm -rf $(VENV) .airflow .airflow-test .demo .pytest_cache .mypy_cache .ruff_cache

@@ -45,13 +45,18 @@ def cmd_integration_create(args: argparse.Namespace) -> None:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> None:
-    # The sandbox owns its flags; importing it only for this verb keeps every other verb
-    # independent of it (the sync code never imports the sandbox).
-    from hubspot_ledger.sandbox.cli import add_arguments, run
+    # The sandbox is a development tool (tools/, never in the production image): the product
+    # finds it through the entry point the tools' distribution registers, and never imports it.
+    from importlib.metadata import entry_points
 
+    found = list(entry_points(group="hubspot_ledger.tools", name="sandbox"))
+    if not found:
+        raise UserFacingError("the HubSpot sandbox is a development tool and is not installed "
+                              "here: `pip install -e tools` (make setup does it)")
+    sandbox = found[0].load()
     parser = _Parser(prog="hubspot-ledger sandbox", description="Serve the HubSpot sandbox.")
-    add_arguments(parser)
-    run(parser.parse_args(args.rest))
+    sandbox.add_arguments(parser)
+    sandbox.run(parser.parse_args(args.rest))
 
 
 def cmd_auth_url(args: argparse.Namespace) -> None:

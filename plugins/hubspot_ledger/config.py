@@ -10,13 +10,17 @@ import logging
 import os
 import subprocess
 import sys
+from importlib.resources import files
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-MIGRATIONS_DIR = PROJECT_ROOT / "include" / "migrations"
-MAPPINGS_DIR = PROJECT_ROOT / "include" / "mappings"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # a checkout's root (tools, the demo)
+# Package data, so that an installed wheel finds them too (`hubspot-ledger migrate` anywhere);
+# include/migrations and include/mappings in a checkout are links to the same folders.
+_DATA = files("hubspot_ledger") / "data"
+MIGRATIONS_DIR = Path(str(_DATA / "migrations"))
+MAPPINGS_DIR = Path(str(_DATA / "mappings"))
 
 LEDGER_CONN_ID = "ledger_default"
 HUBSPOT_CONN_ID = "hubspot_default"

@@ -23,7 +23,7 @@ from cryptography.fernet import Fernet
 from hubspot_ledger.crypto import TokenCipher
 from hubspot_ledger.hooks.ledger import LedgerHook
 from hubspot_ledger.members import MemberRole, add_member
-from hubspot_ledger.sandbox.testing import SandboxServer
+from hubspot_ledger_tools.sandbox.testing import SandboxServer
 
 from .helpers import AIRFLOW, AirflowApi, api_env, free_port, stop, wait_until_healthy
 

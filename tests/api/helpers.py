@@ -23,7 +23,7 @@ import requests
 
 from hubspot_ledger.config import PROJECT_ROOT, default_airflow_env
 from hubspot_ledger.crypto import KEYS_ENV, TokenCipher
-from hubspot_ledger.sandbox.testing import SandboxServer
+from hubspot_ledger_tools.sandbox.testing import SandboxServer
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 PREFIX = "/api/integrations/hubspot"

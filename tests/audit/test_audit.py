@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from hubspot_ledger import audit
 from hubspot_ledger.config import PROJECT_ROOT
+from hubspot_ledger_tools import audit
 
 pytestmark = pytest.mark.unit
 
@@ -109,7 +109,7 @@ def test_the_pinned_set_of_this_project_is_consistent() -> None:
 def test_make_audit_runs_offline_and_writes_its_report(tmp_path: Path) -> None:
     """The target's command as it is: exit status 0 (passed), 1 (vulnerable) or 3 (stale) —
     never 2: the vendored snapshot is always there."""
-    done = subprocess.run([sys.executable, "-m", "hubspot_ledger.audit"], cwd=PROJECT_ROOT,
+    done = subprocess.run([sys.executable, "-m", "hubspot_ledger_tools.audit"], cwd=PROJECT_ROOT,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode in (0, 1, 3), done.stderr
     line = (done.stdout or done.stderr).strip()

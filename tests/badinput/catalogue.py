@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from hubspot_ledger.sandbox.testing import SandboxAdminError, SandboxServer
+from hubspot_ledger_tools.sandbox.testing import SandboxAdminError, SandboxServer
 
 
 def rid(n: int) -> str:

@@ -14,8 +14,8 @@ from cryptography.fernet import Fernet
 from starlette.responses import JSONResponse
 
 from hubspot_ledger.crypto import KEYS_ENV
-from hubspot_ledger.fault_matrix import new_integration, sandbox_app, sync
-from hubspot_ledger.sandbox.testing import SandboxServer
+from hubspot_ledger_tools.fault_matrix import new_integration, sandbox_app, sync
+from hubspot_ledger_tools.sandbox.testing import SandboxServer
 
 from .catalogue import ALONE, build
 

@@ -13,9 +13,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from hubspot_ledger.bench import minimal
-from hubspot_ledger.bench.census import ReadSet
-from hubspot_ledger.bench.environment import database_uri
+from hubspot_ledger_tools.bench import minimal
+from hubspot_ledger_tools.bench.census import ReadSet
+from hubspot_ledger_tools.bench.environment import database_uri
 
 PHASES = ["full", "incremental", "nochange"]
 
@@ -25,7 +25,7 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("bench")
     database = f"ledger_bench_test_{os.getpid()}"
     proc = subprocess.run(
-        [sys.executable, "-m", "hubspot_ledger.bench", "--scale", "tiny", "--overlap", "0",
+        [sys.executable, "-m", "hubspot_ledger_tools.bench", "--scale", "tiny", "--overlap", "0",
          "--parse-integrations", "3", "--database", database, "--out", str(out)],
         capture_output=True, text=True, timeout=180, env=os.environ.copy(), check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -69,7 +69,7 @@ def test_the_report_is_a_table_per_phase_with_the_targets(bench: dict[str, Any])
 
 @pytest.mark.integration
 def test_the_markdown_can_be_rendered_again_from_the_json(bench: dict[str, Any]) -> None:
-    proc = subprocess.run([sys.executable, "-m", "hubspot_ledger.bench", "--rerender",
+    proc = subprocess.run([sys.executable, "-m", "hubspot_ledger_tools.bench", "--rerender",
                            "--out", str(bench["out"])], capture_output=True, text=True,
                           timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr

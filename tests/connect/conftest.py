@@ -24,7 +24,7 @@ from cryptography.fernet import Fernet
 from hubspot_ledger.crypto import KEYS_ENV, TokenCipher, get_cipher
 from hubspot_ledger.hooks.ledger import LedgerHook
 from hubspot_ledger.ledger.records import Integration
-from hubspot_ledger.sandbox.testing import SandboxServer
+from hubspot_ledger_tools.sandbox.testing import SandboxServer
 
 HUBSPOT_CONN_ENV = "AIRFLOW_CONN_HUBSPOT_DEFAULT"
 TOKEN_ENDPOINT = "POST /oauth/v3/token"

@@ -23,9 +23,9 @@ from sync.portal import books, connect, truncate  # tests/sync/portal.py
 
 from hubspot_ledger.crypto import KEYS_ENV
 from hubspot_ledger.hooks.ledger import LedgerHook
-from hubspot_ledger.sandbox.testing import SandboxServer
 from hubspot_ledger.sync.run_report import settle_run
 from hubspot_ledger.sync.runner import run_step
+from hubspot_ledger_tools.sandbox.testing import SandboxServer
 
 pytestmark = [pytest.mark.integration]
 STEPS = ("invoices", "products", "companies", "deals")

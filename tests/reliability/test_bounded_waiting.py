@@ -27,12 +27,12 @@ import pytest
 from cryptography.fernet import Fernet
 
 from hubspot_ledger.crypto import KEYS_ENV
-from hubspot_ledger.fault_matrix import new_integration, sandbox_app
 from hubspot_ledger.hooks.hubspot import HubSpotHook, HubSpotTemporaryError
 from hubspot_ledger.hooks.ledger import LedgerHook
 from hubspot_ledger.ratelimit import BUDGETS, PortalRateLimiter
-from hubspot_ledger.sandbox.testing import SandboxServer
 from hubspot_ledger.sync.runner import settle_interrupted_runs
+from hubspot_ledger_tools.fault_matrix import new_integration, sandbox_app
+from hubspot_ledger_tools.sandbox.testing import SandboxServer
 
 PRODUCTS = "/crm/v3/objects/products"
 CLI = Path(sys.executable).with_name("hubspot-ledger")

@@ -1,7 +1,7 @@
-"""The fault matrix (issue 6): every fault of `hubspot_ledger.fault_matrix.FAULTS`, injected into a
-real sync of a small sandbox portal, ends — after Airflow-like retries — with the ledger equal
-to a fault-free run: nothing duplicated, nothing lost. `make chaos` runs the same at a larger
-scale."""
+"""The fault matrix (issue 6): every fault of `hubspot_ledger_tools.fault_matrix.FAULTS`,
+injected into a real sync of a small sandbox portal, ends — after Airflow-like retries — with
+the ledger equal to a fault-free run: nothing duplicated, nothing lost. `make chaos` runs the
+same at a larger scale."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from hubspot_ledger.crypto import KEYS_ENV
-from hubspot_ledger.fault_matrix import (
+from hubspot_ledger_tools.fault_matrix import (
     FAULTS,
     Dump,
     Fault,
@@ -23,7 +23,7 @@ from hubspot_ledger.fault_matrix import (
     sandbox_app,
     sync,
 )
-from hubspot_ledger.sandbox.testing import SandboxServer
+from hubspot_ledger_tools.sandbox.testing import SandboxServer
 
 pytestmark = [pytest.mark.e2e]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hubspot_ledger.sandbox.testing import SandboxAdminError, SandboxServer
+from hubspot_ledger_tools.sandbox.testing import SandboxAdminError, SandboxServer
 
 from .helpers import Api
 

@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from hubspot_ledger.sandbox.testing import SandboxServer
+from hubspot_ledger_tools.sandbox.testing import SandboxServer
 
 from .helpers import Api
 

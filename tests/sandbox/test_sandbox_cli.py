@@ -9,8 +9,8 @@ import sys
 import pytest
 import requests
 
-from hubspot_ledger.sandbox.cli import add_arguments, config_from
-from hubspot_ledger.sandbox.testing import SandboxServer
+from hubspot_ledger_tools.sandbox.cli import add_arguments, config_from
+from hubspot_ledger_tools.sandbox.testing import SandboxServer
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -41,12 +41,14 @@ def test_flags_and_defaults() -> None:
 
 @pytest.mark.unit
 def test_the_sandbox_imports_nothing_else_of_the_project() -> None:
-    code = ("import sys, hubspot_ledger.sandbox.cli, hubspot_ledger.sandbox.app, "
-            "hubspot_ledger.sandbox.testing; print(sorted(m for m in sys.modules "
-            "if m.startswith('hubspot_ledger') and not m.startswith('hubspot_ledger.sandbox')))")
+    code = ("import sys, hubspot_ledger_tools.sandbox.cli, hubspot_ledger_tools.sandbox.app, "
+            "hubspot_ledger_tools.sandbox.testing; print(sorted(m for m in sys.modules "
+            "if m.startswith('hubspot_ledger') "
+            "and not m.startswith('hubspot_ledger_tools.sandbox')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=60).stdout
-    assert out.strip() == "['hubspot_ledger']"
+    # The packages themselves (the product's only for its package data), nothing else.
+    assert out.strip() == "['hubspot_ledger', 'hubspot_ledger_tools']"
 
 
 @pytest.mark.integration

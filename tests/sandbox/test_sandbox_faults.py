@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import requests
 
-from hubspot_ledger.sandbox.testing import SandboxAdminError, SandboxServer
+from hubspot_ledger_tools.sandbox.testing import SandboxAdminError, SandboxServer
 
 from .helpers import Api
 

@@ -9,12 +9,12 @@ from decimal import Decimal
 
 import pytest
 
-from hubspot_ledger.sandbox.config import TINY, parse_scale
-from hubspot_ledger.sandbox.generator import generate
-from hubspot_ledger.sandbox.pricing import line_amounts
-from hubspot_ledger.sandbox.records import PortalData, Record
-from hubspot_ledger.sandbox.schema import DEAL_STAGES
-from hubspot_ledger.sandbox.timefmt import iso, ms_of, parse_time
+from hubspot_ledger_tools.sandbox.config import TINY, parse_scale
+from hubspot_ledger_tools.sandbox.generator import generate
+from hubspot_ledger_tools.sandbox.pricing import line_amounts
+from hubspot_ledger_tools.sandbox.records import PortalData, Record
+from hubspot_ledger_tools.sandbox.schema import DEAL_STAGES
+from hubspot_ledger_tools.sandbox.timefmt import iso, ms_of, parse_time
 
 pytestmark = pytest.mark.unit
 

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 import requests
 
-from hubspot_ledger.sandbox.testing import SandboxServer
+from hubspot_ledger_tools.sandbox.testing import SandboxServer
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from hubspot_ledger.sandbox.testing import SandboxServer
+from hubspot_ledger_tools.sandbox.testing import SandboxServer
 
 from .helpers import Api
 

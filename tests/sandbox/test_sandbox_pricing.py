@@ -11,15 +11,15 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 
-from hubspot_ledger.sandbox import mutations
-from hubspot_ledger.sandbox.config import parse_scale
-from hubspot_ledger.sandbox.generator import generate
-from hubspot_ledger.sandbox.pricing import line_amounts, places_of
-from hubspot_ledger.sandbox.records import PortalData, Record
-from hubspot_ledger.sandbox.schema import ObjectType, resolve
-from hubspot_ledger.sync.mapping.data import currency_minor_units
+from hubspot_ledger.maps import currency_minor_units
 from hubspot_ledger.sync.mapping.money import Currency, find_currency, line_money
 from hubspot_ledger.sync.models import LineItem
+from hubspot_ledger_tools.sandbox import mutations
+from hubspot_ledger_tools.sandbox.config import parse_scale
+from hubspot_ledger_tools.sandbox.generator import generate
+from hubspot_ledger_tools.sandbox.pricing import line_amounts, places_of
+from hubspot_ledger_tools.sandbox.records import PortalData, Record
+from hubspot_ledger_tools.sandbox.schema import ObjectType, resolve
 
 pytestmark = pytest.mark.unit
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from hubspot_ledger.sandbox.testing import SandboxServer
+from hubspot_ledger_tools.sandbox.testing import SandboxServer
 
 from .helpers import Api
 

@@ -14,7 +14,7 @@ from hubspot.crm.associations.v4 import BatchInputPublicFetchAssociationsBatchRe
 from hubspot.crm.deals import BatchReadInputSimplePublicObjectId, PublicObjectSearchRequest
 from hubspot.crm.deals.exceptions import ApiException
 
-from hubspot_ledger.sandbox.testing import SandboxServer
+from hubspot_ledger_tools.sandbox.testing import SandboxServer
 
 pytestmark = pytest.mark.integration
 

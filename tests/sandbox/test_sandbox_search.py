@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from hubspot_ledger.sandbox.testing import SandboxServer
-from hubspot_ledger.sandbox.timefmt import iso, ms_of, parse_time
+from hubspot_ledger_tools.sandbox.testing import SandboxServer
+from hubspot_ledger_tools.sandbox.timefmt import iso, ms_of, parse_time
 
 from .helpers import Api
 

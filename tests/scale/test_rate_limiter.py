@@ -19,7 +19,7 @@ import requests
 from hubspot_ledger.hooks.hubspot import HubSpotHook
 from hubspot_ledger.hooks.ledger import LedgerHook
 from hubspot_ledger.ratelimit import Budget, PortalRateLimiter, bucket_of
-from hubspot_ledger.sandbox.testing import SandboxServer
+from hubspot_ledger_tools.sandbox.testing import SandboxServer
 
 pytestmark = [pytest.mark.integration]
 

@@ -12,7 +12,7 @@ from cryptography.fernet import Fernet
 
 from hubspot_ledger.crypto import KEYS_ENV
 from hubspot_ledger.hooks.ledger import LedgerHook
-from hubspot_ledger.sandbox.testing import SandboxServer
+from hubspot_ledger_tools.sandbox.testing import SandboxServer
 
 from .portal import CUTOFF, LOCKED, ORGANIZATION, Portal, books, build_portal, connect, truncate
 

@@ -19,7 +19,7 @@ from psycopg import sql
 from hubspot_ledger.hooks.ledger import LedgerHook
 from hubspot_ledger.ledger.records import AccountType
 from hubspot_ledger.run_dag import RunResult, run_integration_dag
-from hubspot_ledger.sandbox.testing import SandboxServer
+from hubspot_ledger_tools.sandbox.testing import SandboxServer
 
 CUTOFF = dt.date(2025, 1, 1)
 ORGANIZATION = "Rules Ltd"

@@ -25,9 +25,9 @@ from hubspot_ledger.crypto import KEYS_ENV
 from hubspot_ledger.hooks.ledger import LedgerHook
 from hubspot_ledger.integration_settings import save_settings
 from hubspot_ledger.run_dag import run_integration_dag
-from hubspot_ledger.sandbox.testing import SandboxServer
 from hubspot_ledger.sync.run_report import settle_run
 from hubspot_ledger.sync.runner import run_step
+from hubspot_ledger_tools.sandbox.testing import SandboxServer
 
 from .ledger_view import differences, view
 from .portal import (

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from hubspot_ledger import config
+from hubspot_ledger import maps as mapping_data
 from hubspot_ledger.errors import ReconnectRequired
 from hubspot_ledger.ledger.records import (
     Integration,
@@ -25,7 +26,6 @@ from hubspot_ledger.sync.mapping import (
     hubspot_properties,
     map_product_to_item,
 )
-from hubspot_ledger.sync.mapping import data as mapping_data
 from hubspot_ledger.sync.mapping.money import find_currency
 from hubspot_ledger.sync.models import Product
 

@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import pytest
 
+from hubspot_ledger.drafts import fingerprint
 from hubspot_ledger.ledger.records import IntegrationSettings
 from hubspot_ledger.sync.mapping import (
     ContractDraft,
@@ -19,7 +20,6 @@ from hubspot_ledger.sync.mapping import (
     map_deal_to_contract,
     map_invoice_to_sales_invoice,
 )
-from hubspot_ledger.sync.mapping.drafts import fingerprint
 from hubspot_ledger.sync.mapping.money import find_currency, line_money
 from hubspot_ledger.sync.models import Deal, Invoice, LineItem
 

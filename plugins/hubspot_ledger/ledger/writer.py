@@ -27,10 +27,7 @@ from typing import Any, TypeVar
 
 import psycopg
 
-from hubspot_ledger.ledger import bulk
-from hubspot_ledger.ledger.problems import Problem, log_problems
-from hubspot_ledger.ledger.records import ContractStatus, RemoteType
-from hubspot_ledger.sync.mapping.drafts import (
+from hubspot_ledger.drafts import (
     PLACEHOLDER_NAME,
     ContractDraft,
     CustomerDraft,
@@ -38,6 +35,9 @@ from hubspot_ledger.sync.mapping.drafts import (
     ItemDraft,
     fingerprint,
 )
+from hubspot_ledger.ledger import bulk
+from hubspot_ledger.ledger.problems import Problem, log_problems
+from hubspot_ledger.ledger.records import ContractStatus, RemoteType
 
 log = logging.getLogger(__name__)
 D = TypeVar("D", ContractDraft, InvoiceDraft)

@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 
 from hubspot_ledger.hooks.hubspot import Association, HubSpotHook
 from hubspot_ledger.ledger.records import RemoteType
-from hubspot_ledger.sync.mapping import hubspot_properties
-from hubspot_ledger.sync.mapping.deals import CLOSED_WON
+from hubspot_ledger.maps import hubspot_properties
 from hubspot_ledger.sync.models import (
+    CLOSED_WON,
     HubSpotRecord,
     MappingError,
     parse_utc_date,

@@ -29,6 +29,11 @@ from hubspot_ledger.ledger.records import RemoteType
 # --- outcomes of mapping one record -------------------------------------------------------------
 
 
+# HubSpot's internal id of the closed-won stage of the default pipeline: the only stage whose
+# deals become contracts (R-DEAL-1; DESIGN "closed-won"), whatever its label says.
+CLOSED_WON = "closedwon"
+
+
 class MappingError(Exception):
     """A HubSpot record cannot become a ledger record. It goes to the errors log as one line
     (`message`) against `remote_type`/`remote_id`, counted as failed; the sync goes on."""

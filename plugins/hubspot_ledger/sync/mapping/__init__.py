@@ -6,11 +6,7 @@ Outcomes for one record: a draft; `SkipRecord` ("No valid line items": logged, c
 `message` for the integration errors log.
 """
 
-from hubspot_ledger.sync.mapping.companies import map_company_to_customer
-from hubspot_ledger.sync.mapping.context import DEFAULT_UI_DOMAIN, MappingContext
-from hubspot_ledger.sync.mapping.data import MappingDataError, hubspot_properties
-from hubspot_ledger.sync.mapping.deals import map_deal_to_contract
-from hubspot_ledger.sync.mapping.drafts import (
+from hubspot_ledger.drafts import (
     CompanyDraft,
     ContractDraft,
     CustomerDraft,
@@ -22,6 +18,10 @@ from hubspot_ledger.sync.mapping.drafts import (
     placeholder_company,
     placeholder_customer,
 )
+from hubspot_ledger.maps import MappingDataError, hubspot_properties
+from hubspot_ledger.sync.mapping.companies import map_company_to_customer
+from hubspot_ledger.sync.mapping.context import DEFAULT_UI_DOMAIN, MappingContext
+from hubspot_ledger.sync.mapping.deals import map_deal_to_contract
 from hubspot_ledger.sync.mapping.invoices import map_invoice_to_sales_invoice
 from hubspot_ledger.sync.mapping.lines import NO_VALID_LINES, PRODUCT_ID_MISSING
 from hubspot_ledger.sync.mapping.products import map_product_to_item

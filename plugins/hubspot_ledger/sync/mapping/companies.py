@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from hubspot_ledger.drafts import CustomerDraft
 from hubspot_ledger.ledger.records import CustomerType
-from hubspot_ledger.sync.mapping.data import customer_fields
-from hubspot_ledger.sync.mapping.drafts import CustomerDraft
+from hubspot_ledger.maps import customer_fields
 from hubspot_ledger.sync.models import Company, clean_line
 
 

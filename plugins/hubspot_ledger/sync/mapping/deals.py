@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from hubspot_ledger.ledger.records import ContractStatus, RecognitionStrategy
-from hubspot_ledger.sync.mapping.companies import map_company_to_customer
-from hubspot_ledger.sync.mapping.context import MappingContext
-from hubspot_ledger.sync.mapping.drafts import (
+from hubspot_ledger.drafts import (
     ContractDraft,
     CustomerDraft,
     ObligationDraft,
     placeholder_customer,
 )
+from hubspot_ledger.ledger.records import ContractStatus, RecognitionStrategy
+from hubspot_ledger.sync.mapping.companies import map_company_to_customer
+from hubspot_ledger.sync.mapping.context import MappingContext
 from hubspot_ledger.sync.mapping.lines import (
     amount_warnings,
     line_description,
@@ -24,6 +24,7 @@ from hubspot_ledger.sync.mapping.lines import (
 )
 from hubspot_ledger.sync.mapping.money import LineMoney, currency_of, total_of
 from hubspot_ledger.sync.models import (
+    CLOSED_WON,
     TEXT_MAX,
     Company,
     Deal,
@@ -34,8 +35,6 @@ from hubspot_ledger.sync.models import (
     clean_text,
     quote,
 )
-
-CLOSED_WON = "closedwon"  # the internal stage id only (DESIGN "closed-won")
 
 
 def map_deal_to_contract(deal: Deal, line_items: Sequence[LineItem], context: MappingContext,

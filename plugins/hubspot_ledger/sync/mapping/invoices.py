@@ -6,13 +6,13 @@ import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 
-from hubspot_ledger.sync.mapping.context import MappingContext
-from hubspot_ledger.sync.mapping.drafts import (
+from hubspot_ledger.drafts import (
     InvoiceDraft,
     InvoiceLineDraft,
     placeholder_company,
     placeholder_customer,
 )
+from hubspot_ledger.sync.mapping.context import MappingContext
 from hubspot_ledger.sync.mapping.lines import (
     amount_warnings,
     line_description,

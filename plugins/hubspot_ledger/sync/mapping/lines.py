@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 
+from hubspot_ledger.drafts import ItemDraft
 from hubspot_ledger.sync.mapping.context import MappingContext
-from hubspot_ledger.sync.mapping.drafts import ItemDraft
 from hubspot_ledger.sync.mapping.money import Currency, LineMoney, line_money, show
 from hubspot_ledger.sync.mapping.products import item_from_line, map_product_to_item
 from hubspot_ledger.sync.models import (

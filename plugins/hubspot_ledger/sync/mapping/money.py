@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 
-from hubspot_ledger.sync.mapping.data import currency_minor_units
+from hubspot_ledger.maps import currency_minor_units
 from hubspot_ledger.sync.models import BadValue, HubSpotRecord, LineItem, MappingError, quote
 
 UNIT_PLACES = Decimal("0.000001")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from hubspot_ledger.drafts import ItemDraft
 from hubspot_ledger.ledger.records import ItemType
+from hubspot_ledger.maps import product_types
 from hubspot_ledger.sync.mapping.context import MappingContext
-from hubspot_ledger.sync.mapping.data import product_types
-from hubspot_ledger.sync.mapping.drafts import ItemDraft
 from hubspot_ledger.sync.models import HubSpotRecord, LineItem, Product, clean_line, clean_text
 
 

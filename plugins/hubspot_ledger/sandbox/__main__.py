@@ -1,9 +1,0 @@
-"""`python -m hubspot_ledger.sandbox`. Guarded: Airflow's plugin manager imports every module
-in the plugins folder, and this one must not start a server when merely imported."""
-
-import sys
-
-from hubspot_ledger.sandbox.cli import main
-
-if __name__ == "__main__" and __spec__ is not None and __spec__.name.startswith("hubspot_ledger"):
-    sys.exit(main())

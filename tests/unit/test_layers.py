@@ -1,0 +1,73 @@
+"""The house's layers, checked by walking every import of the product (issue 11).
+
+Data flows one way, extract → stage → map → load: the load layer never imports the sync or the
+map layer, the extract never imports the map layer, the map layer does no I/O (no hooks, no
+Airflow, no database), and the product never imports the development tools (tools/).
+Imports inside functions count too.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import hubspot_ledger
+
+pytestmark = pytest.mark.unit
+
+PRODUCT = Path(hubspot_ledger.__file__).parent
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PRODUCT.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+MODULES = {_module_name(p): _imports(p) for p in sorted(PRODUCT.rglob("*.py"))}
+
+
+def _offenders(modules: str, forbidden: tuple[str, ...]) -> dict[str, list[str]]:
+    return {name: sorted(i for i in imports if i.startswith(forbidden))
+            for name, imports in MODULES.items()
+            if name.startswith(modules) and any(i.startswith(forbidden) for i in imports)}
+
+
+def test_the_walk_sees_the_product() -> None:
+    assert "hubspot_ledger.ledger.writer" in MODULES
+    assert "hubspot_ledger.drafts" in MODULES["hubspot_ledger.ledger.writer"]
+
+
+def test_the_product_never_imports_the_tools() -> None:
+    assert _offenders("hubspot_ledger", ("hubspot_ledger_tools",)) == {}
+
+
+def test_the_load_layer_imports_neither_sync_nor_mapping() -> None:
+    assert _offenders("hubspot_ledger.ledger", ("hubspot_ledger.sync",)) == {}
+
+
+def test_the_extract_never_imports_the_map_layer() -> None:
+    forbidden = ("hubspot_ledger.sync.mapping",)
+    assert _offenders("hubspot_ledger.sync.extract", forbidden) == {}
+    assert _offenders("hubspot_ledger.hooks", forbidden) == {}
+    assert _offenders("hubspot_ledger.sync.models", forbidden) == {}
+
+
+def test_the_map_layer_does_no_io() -> None:
+    forbidden = ("hubspot_ledger.hooks", "hubspot_ledger.ledger.writer",
+                 "hubspot_ledger.sync.extract", "hubspot_ledger.sync.steps", "airflow",
+                 "psycopg", "requests")
+    assert _offenders("hubspot_ledger.sync.mapping", forbidden) == {}

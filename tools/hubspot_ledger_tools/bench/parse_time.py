@@ -1,0 +1,103 @@
+"""DAG-file parse time with many integrations, in a fresh process as Airflow's DAG processor
+parses a file (Airflow itself already imported, the project's modules not yet).
+
+    python -m hubspot_ledger_tools.bench.parse_time --integrations 500
+
+Times (1) `DagBag` over the project's `dags/` folder against the ledger that `ledger_default`
+names, which must hold the integrations (Airflow's own per-file figure, `FileLoadStat.duration`,
+is reported too), and (2) `dag_factory.build_dags` over the same number of integrations handed
+in by a fake fetch, which leaves the ledger read out. Prints `BENCH-RESULT {json}`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+from hubspot_ledger_tools.bench.worker import RESULT_PREFIX, read_result
+
+
+def _summaries(count: int) -> list[Any]:
+    from hubspot_ledger.ledger.records import IntegrationStatus, IntegrationSummary
+
+    return [IntegrationSummary(id=i, organization_id=i, organization_name=f"Org {i}",
+                               status=IntegrationStatus.CONNECTED, schedule="@hourly",
+                               cutoff_date=dt.date(2025, 1, 1)) for i in range(1, count + 1)]
+
+
+def _rest(walls: list[float]) -> float:
+    """The median of the parses after the first (the first alone if there is no other)."""
+    return statistics.median(walls[1:] or walls)
+
+
+def time_dagbag(repeats: int) -> dict[str, Any]:
+    from airflow.dag_processing.dagbag import DagBag
+
+    from hubspot_ledger.config import PROJECT_ROOT
+
+    walls, file_stats, dags = [], [], 0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags"))
+        walls.append(time.perf_counter() - start)
+        if bag.import_errors:
+            raise RuntimeError(f"DAG import errors: {bag.import_errors}")
+        file_stats.append(sum(s.duration.total_seconds() for s in bag.dagbag_stats))
+        dags = len(bag.dags)
+    return {"dags": dags, "first_s": walls[0], "median_s": _rest(walls),
+            "file_first_s": file_stats[0], "file_median_s": _rest(file_stats)}
+
+
+def time_build_dags(count: int, repeats: int) -> dict[str, Any]:
+    from hubspot_ledger.dag_factory import build_dags
+
+    summaries = _summaries(count)
+    walls = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        dags = build_dags(fetch=lambda: summaries)
+        walls.append(time.perf_counter() - start)
+    return {"dags": len(dags), "first_s": walls[0], "median_s": _rest(walls)}
+
+
+def measure(count: int, repeats: int = 3) -> dict[str, Any]:
+    """Make the ledger hold `count` integrations, then time the parse in a child process."""
+    from hubspot_ledger.hooks.ledger import LedgerHook
+
+    hook = LedgerHook()
+    for n in range(len(hook.list_integrations()), count):
+        hook.create_integration(f"Parse Org {n}", dt.date(2025, 1, 1))
+    proc = subprocess.run(  # noqa: S603 - our own module
+        [sys.executable, "-m", "hubspot_ledger_tools.bench.parse_time",
+         "--integrations", str(count), "--repeats", str(repeats)],
+        stdout=subprocess.PIPE, text=True, env=os.environ.copy(), check=False)
+    result = read_result(proc.stdout)
+    if result is None:
+        raise RuntimeError(f"the parse timing exited with {proc.returncode} and no result")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hubspot_ledger_tools.bench.parse_time")
+    parser.add_argument("--integrations", type=int, default=500)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+    os.environ["HUBSPOT_LEDGER_STATE_DIR"] = tempfile.mkdtemp(prefix="bench-parse-")
+    import airflow.models.dag  # noqa: F401 - the DAG processor has Airflow loaded already
+
+    result = {"integrations": args.integrations, "dagbag": time_dagbag(args.repeats),
+              "build_dags": time_build_dags(args.integrations, args.repeats)}
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
