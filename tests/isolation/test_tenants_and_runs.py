@@ -9,7 +9,6 @@ Real parts: the sandbox over HTTP, this run's ledger database, the steps as Airf
 from __future__ import annotations
 
 import datetime as dt
-import json
 import threading
 import time
 import uuid
@@ -18,10 +17,9 @@ from typing import Any
 
 import psycopg
 import pytest
-from cryptography.fernet import Fernet
+from support import use_sandbox_app
 from sync.portal import books, connect, truncate  # tests/sync/portal.py
 
-from hubspot_ledger.crypto import KEYS_ENV
 from hubspot_ledger.hooks.ledger import LedgerHook
 from hubspot_ledger.sync.run_report import settle_run
 from hubspot_ledger.sync.runner import run_step
@@ -45,12 +43,7 @@ def sync(integration_id: int) -> None:
 def portal(ledger_db: str) -> Iterator[tuple[SandboxServer, psycopg.Connection]]:
     with pytest.MonkeyPatch.context() as mp, SandboxServer(seed=5, scale="tiny") as sb, \
             psycopg.connect(ledger_db, autocommit=True) as conn:
-        mp.setenv(KEYS_ENV, Fernet.generate_key().decode())
-        mp.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", json.dumps({
-            "conn_type": "http", "host": sb.url, "login": sb.client_id,
-            "password": sb.client_secret,
-            "extra": {"redirect_uri": sb.redirect_uri,
-                      "authorize_url": f"{sb.url}/oauth/authorize"}}))
+        use_sandbox_app(mp, sb)
         truncate(conn)
         yield sb, conn
 

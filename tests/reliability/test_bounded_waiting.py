@@ -25,6 +25,7 @@ from typing import Any
 import psycopg
 import pytest
 from cryptography.fernet import Fernet
+from support import StaticToken
 
 from hubspot_ledger.crypto import KEYS_ENV
 from hubspot_ledger.hooks.hubspot import HubSpotHook, HubSpotTemporaryError
@@ -37,17 +38,6 @@ from hubspot_ledger_tools.sandbox.testing import SandboxServer
 PRODUCTS = "/crm/v3/objects/products"
 CLI = Path(sys.executable).with_name("hubspot-ledger")
 OTHER_PORTAL = 8080
-
-
-class StaticToken:
-    def __init__(self, token: str) -> None:
-        self.token = token
-
-    def access_token(self) -> str:
-        return self.token
-
-    def refresh(self) -> str:
-        return self.token
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ it, add up to exactly what one full sync writes — nothing duplicated, nothing 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import threading
 import uuid
 from collections.abc import Iterator
@@ -12,10 +11,9 @@ from typing import Any
 
 import psycopg
 import pytest
-from cryptography.fernet import Fernet
+from support import use_sandbox_app
 from sync.portal import books, connect, truncate  # tests/sync/portal.py
 
-from hubspot_ledger.crypto import KEYS_ENV
 from hubspot_ledger.hooks.ledger import LedgerHook
 from hubspot_ledger.sync.run_report import settle_run
 from hubspot_ledger.sync.runner import incremental_overlap, run_step
@@ -44,12 +42,7 @@ def portal(ledger_db: str) -> Iterator[tuple[SandboxServer, psycopg.Connection]]
     with pytest.MonkeyPatch.context() as mp, SandboxServer(
             seed=9, scale="small", rate_limit=100_000, search_rate=10_000) as sb, \
             psycopg.connect(ledger_db, autocommit=True) as conn:
-        mp.setenv(KEYS_ENV, Fernet.generate_key().decode())
-        mp.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", json.dumps({
-            "conn_type": "http", "host": sb.url, "login": sb.client_id,
-            "password": sb.client_secret,
-            "extra": {"redirect_uri": sb.redirect_uri,
-                      "authorize_url": f"{sb.url}/oauth/authorize"}}))
+        use_sandbox_app(mp, sb)
         truncate(conn)
         yield sb, conn
 

@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 import requests
+from support import StaticToken
 
 from hubspot_ledger.hooks.hubspot import HubSpotHook
 from hubspot_ledger.hooks.ledger import LedgerHook
@@ -25,17 +26,6 @@ pytestmark = [pytest.mark.integration]
 
 # 2 + 8.5 * 2 = 19 <= 20 per 2 s; 0.4 + 2.5 = 2.9 <= 3 per second.
 TEST_BUDGETS = {"general": Budget(capacity=2, rate=8.5), "search": Budget(capacity=0.4, rate=2.5)}
-
-
-class StaticToken:
-    def __init__(self, token: str) -> None:
-        self.token = token
-
-    def access_token(self) -> str:
-        return self.token
-
-    def refresh(self) -> str:
-        return self.token
 
 
 @pytest.fixture

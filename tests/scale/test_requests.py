@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import uuid
 from collections import Counter
@@ -11,10 +10,9 @@ from typing import Any
 
 import psycopg
 import pytest
-from cryptography.fernet import Fernet
+from support import StaticToken, use_sandbox_app
 from sync.portal import books, connect, truncate  # tests/sync/portal.py
 
-from hubspot_ledger.crypto import KEYS_ENV
 from hubspot_ledger.hooks.hubspot import HubSpotHook
 from hubspot_ledger.hooks.ledger import LedgerHook
 from hubspot_ledger.sync.run_report import settle_run
@@ -24,28 +22,12 @@ from hubspot_ledger_tools.sandbox.testing import SandboxServer
 pytestmark = [pytest.mark.integration]
 
 
-class StaticToken:
-    def __init__(self, token: str) -> None:
-        self.token = token
-
-    def access_token(self) -> str:
-        return self.token
-
-    def refresh(self) -> str:
-        return self.token
-
-
 @pytest.fixture
 def small(ledger_db: str) -> Iterator[tuple[SandboxServer, psycopg.Connection]]:
     with pytest.MonkeyPatch.context() as mp, SandboxServer(
             seed=7, scale=400, rate_limit=100_000, search_rate=10_000,
             search_cap=400) as sb, psycopg.connect(ledger_db, autocommit=True) as conn:
-        mp.setenv(KEYS_ENV, Fernet.generate_key().decode())
-        mp.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", json.dumps({
-            "conn_type": "http", "host": sb.url, "login": sb.client_id,
-            "password": sb.client_secret,
-            "extra": {"redirect_uri": sb.redirect_uri,
-                      "authorize_url": f"{sb.url}/oauth/authorize"}}))
+        use_sandbox_app(mp, sb)
         truncate(conn)
         yield sb, conn
 

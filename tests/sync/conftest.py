@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
-from cryptography.fernet import Fernet
+from support import use_sandbox_app
 
-from hubspot_ledger.crypto import KEYS_ENV
 from hubspot_ledger.hooks.ledger import LedgerHook
 from hubspot_ledger_tools.sandbox.testing import SandboxServer
 
@@ -21,12 +19,7 @@ from .portal import CUTOFF, LOCKED, ORGANIZATION, Portal, books, build_portal, c
 def portal(ledger_db: str, airflow_home: Any) -> Iterator[Portal]:
     with pytest.MonkeyPatch.context() as mp, SandboxServer(seed=1, scale="tiny") as sb, \
             psycopg.connect(ledger_db, autocommit=True) as conn:
-        mp.setenv(KEYS_ENV, Fernet.generate_key().decode())
-        mp.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", json.dumps({
-            "conn_type": "http", "host": sb.url, "login": sb.client_id,
-            "password": sb.client_secret,
-            "extra": {"redirect_uri": sb.redirect_uri,
-                      "authorize_url": f"{sb.url}/oauth/authorize"}}))
+        use_sandbox_app(mp, sb)
         truncate(conn)
         build_portal(sb)
         hook = LedgerHook()

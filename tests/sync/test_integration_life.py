@@ -11,7 +11,6 @@ open problems must be exactly the records that still fail.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,9 +18,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from cryptography.fernet import Fernet
+from support import use_sandbox_app
 
-from hubspot_ledger.crypto import KEYS_ENV
 from hubspot_ledger.hooks.ledger import LedgerHook
 from hubspot_ledger.integration_settings import save_settings
 from hubspot_ledger.run_dag import run_integration_dag
@@ -119,12 +117,7 @@ class Life:
 def life(ledger_db: str, airflow_home: Any) -> Iterator[Life]:
     with pytest.MonkeyPatch.context() as mp, SandboxServer(seed=1, scale="tiny") as sb, \
             psycopg.connect(ledger_db, autocommit=True) as conn:
-        mp.setenv(KEYS_ENV, Fernet.generate_key().decode())
-        mp.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", json.dumps({
-            "conn_type": "http", "host": sb.url, "login": sb.client_id,
-            "password": sb.client_secret,
-            "extra": {"redirect_uri": sb.redirect_uri,
-                      "authorize_url": f"{sb.url}/oauth/authorize"}}))
+        use_sandbox_app(mp, sb)
         truncate(conn)
         build_portal(sb)
         hook = LedgerHook()
