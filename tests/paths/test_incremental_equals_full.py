@@ -45,7 +45,6 @@ HUBSPOT_LEDGER_PATHS_EXAMPLES=200 HUBSPOT_LEDGER_PATHS_EXPLORE=1 pytest tests/pa
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -54,13 +53,12 @@ from typing import Any
 
 import psycopg
 import pytest
-from cryptography.fernet import Fernet
 from hypothesis import HealthCheck, Phase, event, example, given, note, settings
 from hypothesis import strategies as st
+from support import use_sandbox_app
 from sync.portal import books, connect, truncate  # tests/sync/portal.py
 
 from hubspot_ledger import ratelimit
-from hubspot_ledger.crypto import KEYS_ENV
 from hubspot_ledger.hooks.ledger import LedgerHook
 from hubspot_ledger.integration_settings import save_settings
 from hubspot_ledger.sync.run_report import settle_run
@@ -434,13 +432,8 @@ def world(ledger_db: str) -> Iterator[World]:
     with pytest.MonkeyPatch.context() as mp, SandboxServer(
             seed=SEED, scale="tiny", rate_limit=100_000, search_rate=10_000) as sb, \
             psycopg.connect(ledger_db, autocommit=True) as conn:
-        mp.setenv(KEYS_ENV, Fernet.generate_key().decode())
+        use_sandbox_app(mp, sb)
         mp.setenv("HUBSPOT_LEDGER_INCREMENTAL_OVERLAP_SECONDS", "0")
-        mp.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", json.dumps({
-            "conn_type": "http", "host": sb.url, "login": sb.client_id,
-            "password": sb.client_secret,
-            "extra": {"redirect_uri": sb.redirect_uri,
-                      "authorize_url": f"{sb.url}/oauth/authorize"}}))
         # The sandbox above does not rate limit; neither does the client (the rate budgets
         # have tests of their own in tests/scale).
         for bucket in ("general", "search"):

@@ -7,7 +7,6 @@ DAG's order, against the sandbox over HTTP and this run's ledger database.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,10 +14,9 @@ from typing import Any
 
 import psycopg
 import pytest
-from cryptography.fernet import Fernet
+from support import use_sandbox_app
 from sync.portal import books, connect, truncate  # tests/sync/portal.py
 
-from hubspot_ledger.crypto import KEYS_ENV
 from hubspot_ledger.hooks.ledger import LedgerHook
 from hubspot_ledger.sync.run_report import settle_run
 from hubspot_ledger.sync.runner import run_step
@@ -61,13 +59,8 @@ class Portal:
 def portal(ledger_db: str) -> Iterator[Portal]:
     with pytest.MonkeyPatch.context() as mp, SandboxServer(seed=3, scale="tiny") as sb, \
             psycopg.connect(ledger_db, autocommit=True) as conn:
-        mp.setenv(KEYS_ENV, Fernet.generate_key().decode())
+        use_sandbox_app(mp, sb)
         mp.setenv("HUBSPOT_LEDGER_INCREMENTAL_OVERLAP_SECONDS", "0")
-        mp.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", json.dumps({
-            "conn_type": "http", "host": sb.url, "login": sb.client_id,
-            "password": sb.client_secret,
-            "extra": {"redirect_uri": sb.redirect_uri,
-                      "authorize_url": f"{sb.url}/oauth/authorize"}}))
         truncate(conn)
         hook = LedgerHook()
         integration_id = hook.create_integration("Incremental Ltd", __import__(
