@@ -23,11 +23,11 @@ help:
 	@echo "make audit  - the pinned set against the vendored PyPA advisory database (offline)"
 
 # Re-installs only when the pins change.
-$(STAMP): requirements.txt constraints.txt pyproject.toml tools/pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml tools/pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found" >&2; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
-		-r requirements.txt -c constraints.txt
+		-r requirements-dev.txt -c constraints.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e tools
 	@touch $@
