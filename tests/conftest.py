@@ -97,7 +97,7 @@ def books(ledger: psycopg.Connection) -> Callable[..., int]:
     import datetime as dt
 
     from hubspot_ledger.hooks.ledger import LedgerHook
-    from hubspot_ledger.ledger.records import AccountType
+    from hubspot_ledger.load.records import AccountType
 
     def make(organization: str = "Acme Corp", *, configured: bool = False,
              cutoff: dt.date = dt.date(2025, 1, 1)) -> int:

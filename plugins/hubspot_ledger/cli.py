@@ -16,7 +16,7 @@ from typing import NoReturn
 from hubspot_ledger.config import apply_airflow_env_defaults
 from hubspot_ledger.display import display_safe
 from hubspot_ledger.errors import UserFacingError
-from hubspot_ledger.ledger.records import IntegrationError, IntegrationSettings
+from hubspot_ledger.load.records import IntegrationError, IntegrationSettings
 
 
 class CliError(Exception):

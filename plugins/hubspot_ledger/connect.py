@@ -32,8 +32,8 @@ from hubspot_ledger.hooks.hubspot import (
     TokenGrant,
 )
 from hubspot_ledger.hooks.ledger import LedgerHook
-from hubspot_ledger.ledger.errors import NotFoundError
-from hubspot_ledger.ledger.records import Integration, IntegrationStatus, TokenUpdate
+from hubspot_ledger.load.errors import NotFoundError
+from hubspot_ledger.load.records import Integration, IntegrationStatus, TokenUpdate
 from hubspot_ledger.oauth_state import InvalidState, sign_state, verify_state
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from airflow.providers.standard.operators.python import BranchPythonOperator, Py
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, chain, get_parsing_context
 
 from hubspot_ledger.config import state_dir
-from hubspot_ledger.ledger.records import IntegrationSummary
+from hubspot_ledger.load.records import IntegrationSummary
 from hubspot_ledger.sync import tasks
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any, ClassVar
 
-from hubspot_ledger.ledger.records import (
+from hubspot_ledger.load.records import (
     ContractStatus,
     CustomerType,
     ItemType,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from hubspot_ledger.connect import load_integration
 from hubspot_ledger.errors import InvalidInput, ReconnectRequired, SetupIncomplete
 from hubspot_ledger.hooks.ledger import LedgerHook
-from hubspot_ledger.ledger.records import (
+from hubspot_ledger.load.records import (
     AccountType,
     Integration,
     IntegrationSettings,

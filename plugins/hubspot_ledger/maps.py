@@ -13,8 +13,8 @@ from typing import Any
 import yaml
 
 from hubspot_ledger import config
-from hubspot_ledger.ledger.records import ItemType, RemoteType
-from hubspot_ledger.sync import models
+from hubspot_ledger.extract import models
+from hubspot_ledger.load.records import ItemType, RemoteType
 
 CUSTOMER_FIELDS = ("name", "email", "phone", "website", "address_line1", "address_line2",
                    "city", "state", "postal_code", "country")

@@ -34,7 +34,7 @@ from hubspot_ledger.hooks.hubspot import (
     HubSpotRefreshTokenRevoked,
 )
 from hubspot_ledger.hooks.ledger import LedgerHook
-from hubspot_ledger.ledger.records import Integration, IntegrationStatus, TokenUpdate
+from hubspot_ledger.load.records import Integration, IntegrationStatus, TokenUpdate
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from hubspot_ledger.hooks.ledger import LedgerHook
-from hubspot_ledger.ledger.records import IntegrationStatus
+from hubspot_ledger.load.records import IntegrationStatus
 from hubspot_ledger.oauth_state import sign_state
 
 from .helpers import AirflowApi

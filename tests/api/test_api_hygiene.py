@@ -23,7 +23,7 @@ import requests
 from hubspot_ledger.api.guard import MAX_BODY_BYTES
 from hubspot_ledger.crypto import TokenCipher
 from hubspot_ledger.hooks.ledger import LedgerHook
-from hubspot_ledger.ledger.records import IntegrationStatus
+from hubspot_ledger.load.records import IntegrationStatus
 from hubspot_ledger.oauth_state import sign_state
 
 from .helpers import PREFIX, AirflowApi, process_tree_rss, raw_request

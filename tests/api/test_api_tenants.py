@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from hubspot_ledger.hooks.ledger import LedgerHook
-from hubspot_ledger.ledger.records import IntegrationStatus
+from hubspot_ledger.load.records import IntegrationStatus
 from hubspot_ledger.members import MemberRole, add_member, remove_member
 from hubspot_ledger.run_dag import find_dag_id
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from hubspot_ledger.hooks.ledger import LedgerHook
-from hubspot_ledger.ledger.records import IntegrationStatus
+from hubspot_ledger.load.records import IntegrationStatus
 from hubspot_ledger.run_dag import find_dag_id
 
 from .helpers import AirflowApi

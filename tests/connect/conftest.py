@@ -23,7 +23,7 @@ from cryptography.fernet import Fernet
 
 from hubspot_ledger.crypto import KEYS_ENV, TokenCipher, get_cipher
 from hubspot_ledger.hooks.ledger import LedgerHook
-from hubspot_ledger.ledger.records import Integration
+from hubspot_ledger.load.records import Integration
 from hubspot_ledger_tools.sandbox.testing import SandboxServer
 
 HUBSPOT_CONN_ENV = "AIRFLOW_CONN_HUBSPOT_DEFAULT"

@@ -11,7 +11,7 @@ from cryptography.fernet import Fernet
 from hubspot_ledger.cli import main
 from hubspot_ledger.crypto import KEYS_ENV, TokenCipher
 from hubspot_ledger.hooks.ledger import LedgerHook
-from hubspot_ledger.ledger.records import TokenUpdate
+from hubspot_ledger.load.records import TokenUpdate
 
 pytestmark = [pytest.mark.integration]
 

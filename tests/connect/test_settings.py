@@ -15,7 +15,7 @@ from hubspot_ledger.integration_settings import (
     save_settings,
     validate_setup,
 )
-from hubspot_ledger.ledger.records import IntegrationStatus
+from hubspot_ledger.load.records import IntegrationStatus
 
 pytestmark = pytest.mark.integration
 

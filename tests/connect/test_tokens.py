@@ -16,7 +16,7 @@ import pytest
 
 from hubspot_ledger.errors import ReconnectRequired
 from hubspot_ledger.hooks.hubspot import HubSpotHook
-from hubspot_ledger.ledger.records import IntegrationStatus
+from hubspot_ledger.load.records import IntegrationStatus
 from hubspot_ledger.tokens import IntegrationTokens
 
 if TYPE_CHECKING:

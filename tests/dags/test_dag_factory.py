@@ -17,7 +17,7 @@ from airflow.dag_processing.dagbag import DagBag
 from hubspot_ledger import dag_factory
 from hubspot_ledger.config import PROJECT_ROOT
 from hubspot_ledger.hooks.ledger import LedgerHook
-from hubspot_ledger.ledger.records import IntegrationSummary
+from hubspot_ledger.load.records import IntegrationSummary
 
 DAGS_FOLDER = PROJECT_ROOT / "dags"
 DOWN_LEDGER = "postgresql://postgres@127.0.0.1:1/ledger"

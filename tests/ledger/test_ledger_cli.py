@@ -12,7 +12,7 @@ import pytest
 
 from hubspot_ledger.config import MIGRATIONS_DIR, PROJECT_ROOT
 from hubspot_ledger.hooks.ledger import LedgerHook
-from hubspot_ledger.ledger import migrations
+from hubspot_ledger.load import migrations
 
 from .helpers import connect
 

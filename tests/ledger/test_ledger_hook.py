@@ -14,8 +14,8 @@ import psycopg
 import pytest
 
 from hubspot_ledger.hooks.ledger import LedgerHook
-from hubspot_ledger.ledger.errors import LedgerSchemaError, LedgerUnavailableError
-from hubspot_ledger.ledger.records import IntegrationStatus, IntegrationSummary
+from hubspot_ledger.load.errors import LedgerSchemaError, LedgerUnavailableError
+from hubspot_ledger.load.records import IntegrationStatus, IntegrationSummary
 
 from .helpers import connect
 

@@ -12,8 +12,8 @@ import pytest
 
 from hubspot_ledger.config import MIGRATIONS_DIR
 from hubspot_ledger.hooks.ledger import LedgerHook
-from hubspot_ledger.ledger import migrations
-from hubspot_ledger.ledger.errors import MigrationError
+from hubspot_ledger.load import migrations
+from hubspot_ledger.load.errors import MigrationError
 
 from .helpers import connect
 

@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from hubspot_ledger.ledger.records import (
+from hubspot_ledger.load.records import (
     AccountType,
     ContractStatus,
     CustomerType,

@@ -55,7 +55,7 @@ def test_the_wheel_holds_the_product_and_its_data_but_no_tools(wheel: Path) -> N
     names = zipfile.ZipFile(wheel).namelist()
     assert any(n.startswith("hubspot_ledger/data/migrations/0001_") for n in names)
     assert "hubspot_ledger/data/mappings/currencies.yaml" in names
-    assert "hubspot_ledger/ledger/writer.py" in names
+    assert "hubspot_ledger/load/writer.py" in names
     tools = [n for n in names if n.startswith("hubspot_ledger_tools")
              or any(f"/{t}" in n for t in ("sandbox/", "bench/", "fault_matrix", "demo.py"))]
     assert tools == []

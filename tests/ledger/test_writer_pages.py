@@ -10,8 +10,8 @@ import psycopg
 
 from hubspot_ledger.drafts import CustomerDraft, ItemDraft
 from hubspot_ledger.hooks.ledger import LedgerHook
-from hubspot_ledger.ledger.records import ItemType
-from hubspot_ledger.ledger.writer import Change, LedgerWriter
+from hubspot_ledger.load.records import ItemType
+from hubspot_ledger.load.writer import Change, LedgerWriter
 
 from .helpers import Org
 

@@ -11,9 +11,9 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 
+from hubspot_ledger.extract.models import LineItem
+from hubspot_ledger.mapping.money import Currency, find_currency, line_money
 from hubspot_ledger.maps import currency_minor_units
-from hubspot_ledger.sync.mapping.money import Currency, find_currency, line_money
-from hubspot_ledger.sync.models import LineItem
 from hubspot_ledger_tools.sandbox import mutations
 from hubspot_ledger_tools.sandbox.config import parse_scale
 from hubspot_ledger_tools.sandbox.generator import generate

@@ -17,7 +17,7 @@ import requests
 from psycopg import sql
 
 from hubspot_ledger.hooks.ledger import LedgerHook
-from hubspot_ledger.ledger.records import AccountType
+from hubspot_ledger.load.records import AccountType
 from hubspot_ledger.run_dag import RunResult, run_integration_dag
 from hubspot_ledger_tools.sandbox.testing import SandboxServer
 

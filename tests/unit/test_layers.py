@@ -47,8 +47,8 @@ def _offenders(modules: str, forbidden: tuple[str, ...]) -> dict[str, list[str]]
 
 
 def test_the_walk_sees_the_product() -> None:
-    assert "hubspot_ledger.ledger.writer" in MODULES
-    assert "hubspot_ledger.drafts" in MODULES["hubspot_ledger.ledger.writer"]
+    assert "hubspot_ledger.load.writer" in MODULES
+    assert "hubspot_ledger.drafts" in MODULES["hubspot_ledger.load.writer"]
 
 
 def test_the_product_never_imports_the_tools() -> None:
@@ -56,18 +56,35 @@ def test_the_product_never_imports_the_tools() -> None:
 
 
 def test_the_load_layer_imports_neither_sync_nor_mapping() -> None:
-    assert _offenders("hubspot_ledger.ledger", ("hubspot_ledger.sync",)) == {}
+    forbidden = ("hubspot_ledger.sync", "hubspot_ledger.mapping", "hubspot_ledger.extract",
+                 "hubspot_ledger.stage")
+    assert _offenders("hubspot_ledger.load", forbidden) == {}
 
 
 def test_the_extract_never_imports_the_map_layer() -> None:
-    forbidden = ("hubspot_ledger.sync.mapping",)
-    assert _offenders("hubspot_ledger.sync.extract", forbidden) == {}
-    assert _offenders("hubspot_ledger.hooks", forbidden) == {}
-    assert _offenders("hubspot_ledger.sync.models", forbidden) == {}
+    forbidden = ("hubspot_ledger.mapping",)
+    forbidden = (*forbidden, "hubspot_ledger.stage", "hubspot_ledger.load.writer",
+                 "hubspot_ledger.sync")
+    assert _offenders("hubspot_ledger.extract", forbidden) == {}
+    assert _offenders("hubspot_ledger.hooks", ("hubspot_ledger.mapping",)) == {}
+
+
+def test_staging_reads_nothing_upstream() -> None:
+    forbidden = ("hubspot_ledger.sync", "hubspot_ledger.mapping", "hubspot_ledger.extract",
+                 "hubspot_ledger.hooks")
+    assert _offenders("hubspot_ledger.stage", forbidden) == {}
+
+
+def test_the_folders_read_as_the_data_flow() -> None:
+    """extract → stage → map → load, each a package of its own (issue 11); the closed-won deal
+    search has a module named for it (R-DEAL-1)."""
+    for package in ("extract", "stage", "mapping", "load", "sync"):
+        assert f"hubspot_ledger.{package}" in MODULES
+    assert "hubspot_ledger.extract.closed_won" in MODULES
 
 
 def test_the_map_layer_does_no_io() -> None:
-    forbidden = ("hubspot_ledger.hooks", "hubspot_ledger.ledger.writer",
-                 "hubspot_ledger.sync.extract", "hubspot_ledger.sync.steps", "airflow",
+    forbidden = ("hubspot_ledger.hooks", "hubspot_ledger.load.writer",
+                 "hubspot_ledger.extract.reads", "hubspot_ledger.sync.steps", "airflow",
                  "psycopg", "requests")
-    assert _offenders("hubspot_ledger.sync.mapping", forbidden) == {}
+    assert _offenders("hubspot_ledger.mapping", forbidden) == {}

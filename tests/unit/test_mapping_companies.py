@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from hubspot_ledger.ledger.records import CustomerType
-from hubspot_ledger.sync.mapping import (
+from hubspot_ledger.extract.models import Company
+from hubspot_ledger.load.records import CustomerType
+from hubspot_ledger.mapping import (
     map_company_to_customer,
     placeholder_company,
     placeholder_customer,
 )
-from hubspot_ledger.sync.models import Company
 
 pytestmark = pytest.mark.unit
 

@@ -9,21 +9,21 @@ from decimal import Decimal
 import pytest
 
 from hubspot_ledger.errors import SetupIncomplete
-from hubspot_ledger.ledger.records import (
+from hubspot_ledger.extract.models import Company, Deal, LineItem, Product
+from hubspot_ledger.load.records import (
     ContractStatus,
     IntegrationSettings,
     ItemType,
     RecognitionStrategy,
     RemoteType,
 )
-from hubspot_ledger.sync.mapping import (
+from hubspot_ledger.mapping import (
     ContractDraft,
     MappingContext,
     MappingError,
     SkipRecord,
     map_deal_to_contract,
 )
-from hubspot_ledger.sync.models import Company, Deal, LineItem, Product
 
 pytestmark = pytest.mark.unit
 

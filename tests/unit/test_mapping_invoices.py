@@ -8,15 +8,15 @@ from decimal import Decimal
 
 import pytest
 
-from hubspot_ledger.ledger.records import IntegrationSettings, ItemType, RemoteType
-from hubspot_ledger.sync.mapping import (
+from hubspot_ledger.extract.models import BadValue, Invoice, LineItem, Product
+from hubspot_ledger.load.records import IntegrationSettings, ItemType, RemoteType
+from hubspot_ledger.mapping import (
     InvoiceDraft,
     MappingContext,
     MappingError,
     SkipRecord,
     map_invoice_to_sales_invoice,
 )
-from hubspot_ledger.sync.models import BadValue, Invoice, LineItem, Product
 
 pytestmark = pytest.mark.unit
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from hubspot_ledger.errors import SetupIncomplete
-from hubspot_ledger.ledger.records import IntegrationSettings, ItemType
-from hubspot_ledger.sync.mapping import MappingContext, map_product_to_item
-from hubspot_ledger.sync.models import BadValue, Product
+from hubspot_ledger.extract.models import BadValue, Product
+from hubspot_ledger.load.records import IntegrationSettings, ItemType
+from hubspot_ledger.mapping import MappingContext, map_product_to_item
 
 pytestmark = pytest.mark.unit
 

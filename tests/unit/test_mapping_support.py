@@ -11,14 +11,15 @@ import pytest
 from hubspot_ledger import config
 from hubspot_ledger import maps as mapping_data
 from hubspot_ledger.errors import ReconnectRequired
-from hubspot_ledger.ledger.records import (
+from hubspot_ledger.extract.models import Product
+from hubspot_ledger.load.records import (
     Integration,
     IntegrationSettings,
     IntegrationStatus,
     ItemType,
     RemoteType,
 )
-from hubspot_ledger.sync.mapping import (
+from hubspot_ledger.mapping import (
     DEFAULT_UI_DOMAIN,
     MappingContext,
     MappingDataError,
@@ -26,8 +27,7 @@ from hubspot_ledger.sync.mapping import (
     hubspot_properties,
     map_product_to_item,
 )
-from hubspot_ledger.sync.mapping.money import find_currency
-from hubspot_ledger.sync.models import Product
+from hubspot_ledger.mapping.money import find_currency
 
 pytestmark = pytest.mark.unit
 

@@ -8,8 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from hubspot_ledger.ledger.records import RemoteType
-from hubspot_ledger.sync.models import (
+from hubspot_ledger.extract.models import (
     BadValue,
     Deal,
     HubSpotRecord,
@@ -21,6 +20,7 @@ from hubspot_ledger.sync.models import (
     clean_text,
     parse_utc_date,
 )
+from hubspot_ledger.load.records import RemoteType
 
 pytestmark = pytest.mark.unit
 

@@ -12,16 +12,16 @@ from decimal import Decimal
 import pytest
 
 from hubspot_ledger.drafts import fingerprint
-from hubspot_ledger.ledger.records import IntegrationSettings
-from hubspot_ledger.sync.mapping import (
+from hubspot_ledger.extract.models import Deal, Invoice, LineItem
+from hubspot_ledger.load.records import IntegrationSettings
+from hubspot_ledger.mapping import (
     ContractDraft,
     InvoiceDraft,
     MappingContext,
     map_deal_to_contract,
     map_invoice_to_sales_invoice,
 )
-from hubspot_ledger.sync.mapping.money import find_currency, line_money
-from hubspot_ledger.sync.models import Deal, Invoice, LineItem
+from hubspot_ledger.mapping.money import find_currency, line_money
 
 pytestmark = pytest.mark.unit
 

@@ -13,17 +13,7 @@ import pytest
 
 from hubspot_ledger.cli import _setting_shown, error_line
 from hubspot_ledger.display import display_safe, fit
-from hubspot_ledger.ledger.records import IntegrationError, IntegrationSettings, RemoteType
-from hubspot_ledger.sync.mapping import (
-    MappingContext,
-    MappingError,
-    map_company_to_customer,
-    map_deal_to_contract,
-    map_invoice_to_sales_invoice,
-    map_product_to_item,
-)
-from hubspot_ledger.sync.mapping.products import item_from_line
-from hubspot_ledger.sync.models import (
+from hubspot_ledger.extract.models import (
     IDENTITY_MAX,
     BadValue,
     Company,
@@ -33,6 +23,16 @@ from hubspot_ledger.sync.models import (
     Product,
     valid_unicode,
 )
+from hubspot_ledger.load.records import IntegrationError, IntegrationSettings, RemoteType
+from hubspot_ledger.mapping import (
+    MappingContext,
+    MappingError,
+    map_company_to_customer,
+    map_deal_to_contract,
+    map_invoice_to_sales_invoice,
+    map_product_to_item,
+)
+from hubspot_ledger.mapping.products import item_from_line
 
 pytestmark = pytest.mark.unit
 

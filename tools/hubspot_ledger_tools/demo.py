@@ -101,7 +101,7 @@ def set_up_books(integration_id: int) -> None:
     """The accounting product owns accounts and entities; the demo seeds a small chart."""
     from hubspot_ledger.hooks.ledger import LedgerHook
     from hubspot_ledger.integration_settings import save_settings
-    from hubspot_ledger.ledger.records import AccountType
+    from hubspot_ledger.load.records import AccountType
 
     hook = LedgerHook()
     org = hook.get_integration(integration_id).organization_id

@@ -290,7 +290,7 @@ def connect(sb: SandboxServer, integration_id: int) -> None:
 def new_integration(sb: SandboxServer, organization: str) -> int:
     """An organization with its books and settings, connected to the sandbox's portal."""
     from hubspot_ledger.integration_settings import save_settings
-    from hubspot_ledger.ledger.records import AccountType
+    from hubspot_ledger.load.records import AccountType
 
     hook = LedgerHook()
     integration_id = hook.create_integration(organization, CUTOFF)

@@ -26,7 +26,7 @@ from hubspot_ledger.api import routes_connect, routes_integrations
 from hubspot_ledger.api.auth import any_user
 from hubspot_ledger.errors import UserFacingError
 from hubspot_ledger.hooks.hubspot import HubSpotError
-from hubspot_ledger.ledger.errors import LedgerSchemaError, LedgerUnavailableError, first_line
+from hubspot_ledger.load.errors import LedgerSchemaError, LedgerUnavailableError, first_line
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hubspot_ledger.ledger.errors import first_line
+from hubspot_ledger.load.errors import first_line
 
 log = logging.getLogger(__name__)
 

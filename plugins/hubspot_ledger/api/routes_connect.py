@@ -23,7 +23,7 @@ from hubspot_ledger.connect import auth_url, complete_connection
 from hubspot_ledger.display import fit
 from hubspot_ledger.errors import InvalidInput, UserFacingError
 from hubspot_ledger.hooks.hubspot import HubSpotError
-from hubspot_ledger.ledger.errors import LedgerSchemaError, LedgerUnavailableError, first_line
+from hubspot_ledger.load.errors import LedgerSchemaError, LedgerUnavailableError, first_line
 
 log = logging.getLogger(__name__)
 

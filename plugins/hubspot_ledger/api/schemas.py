@@ -9,7 +9,7 @@ import datetime as dt
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hubspot_ledger.ledger.records import IntegrationError, IntegrationSettings
+from hubspot_ledger.load.records import IntegrationError, IntegrationSettings
 
 
 class ConsentUrl(BaseModel):

@@ -21,16 +21,16 @@ from airflow.providers.postgres.hooks.postgres import PostgresHook
 from psycopg import sql
 
 from hubspot_ledger.config import LEDGER_CONN_ID, MIGRATIONS_DIR
-from hubspot_ledger.ledger import migrations
-from hubspot_ledger.ledger.errors import (
+from hubspot_ledger.load import migrations
+from hubspot_ledger.load.errors import (
     LedgerBusyError,
     LedgerSchemaError,
     LedgerUnavailableError,
     NotFoundError,
     first_line,
 )
-from hubspot_ledger.ledger.problems import count_open
-from hubspot_ledger.ledger.records import (
+from hubspot_ledger.load.problems import count_open
+from hubspot_ledger.load.records import (
     ACCOUNT_SETTINGS,
     AccountType,
     Integration,
@@ -42,7 +42,7 @@ from hubspot_ledger.ledger.records import (
     SyncRunStatus,
     TokenUpdate,
 )
-from hubspot_ledger.ledger.writer import LedgerWriter, insert_errors
+from hubspot_ledger.load.writer import LedgerWriter, insert_errors
 from hubspot_ledger.ratelimit import PortalRateLimiter
 
 # libpq counts connect_timeout in whole seconds and treats anything under 2 as 2.

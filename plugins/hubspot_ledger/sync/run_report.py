@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from hubspot_ledger.hooks.ledger import LedgerHook
-from hubspot_ledger.ledger.records import SyncRunStatus
-from hubspot_ledger.ledger.writer import Change
+from hubspot_ledger.load.records import SyncRunStatus
+from hubspot_ledger.load.writer import Change
 
 STEP_ORDER = ("invoices", "products", "companies", "deals")
 

@@ -14,13 +14,13 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from hubspot_ledger.extract.reads import Window
 from hubspot_ledger.hooks.hubspot import HubSpotHook
 from hubspot_ledger.hooks.ledger import LedgerHook
 from hubspot_ledger.integration_settings import validate_setup
-from hubspot_ledger.ledger.records import Integration, RemoteType
+from hubspot_ledger.load.records import Integration, RemoteType
+from hubspot_ledger.mapping import MappingContext
 from hubspot_ledger.sync import steps
-from hubspot_ledger.sync.extract import Window
-from hubspot_ledger.sync.mapping import MappingContext
 from hubspot_ledger.tokens import IntegrationTokens
 
 log = logging.getLogger(__name__)

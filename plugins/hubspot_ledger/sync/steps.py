@@ -15,22 +15,8 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from hubspot_ledger.hooks.hubspot import HubSpotHook
-from hubspot_ledger.ledger import problems
-from hubspot_ledger.ledger.problems import Problem
-from hubspot_ledger.ledger.records import Integration, IntegrationSettings, RemoteType
-from hubspot_ledger.ledger.writer import Change, LedgerWriter, Outcome
-from hubspot_ledger.sync import extract
-from hubspot_ledger.sync.mapping import (
-    ContractDraft,
-    InvoiceDraft,
-    MappingContext,
-    map_company_to_customer,
-    map_deal_to_contract,
-    map_invoice_to_sales_invoice,
-    map_product_to_item,
-)
-from hubspot_ledger.sync.models import (
+from hubspot_ledger.extract import closed_won, reads
+from hubspot_ledger.extract.models import (
     Company,
     Deal,
     HubSpotRecord,
@@ -40,7 +26,22 @@ from hubspot_ledger.sync.models import (
     Product,
     valid_unicode,
 )
-from hubspot_ledger.sync.prefetch import prefetch
+from hubspot_ledger.extract.prefetch import prefetch
+from hubspot_ledger.hooks.hubspot import HubSpotHook
+from hubspot_ledger.load import problems
+from hubspot_ledger.load.problems import Problem
+from hubspot_ledger.load.records import Integration, IntegrationSettings, RemoteType
+from hubspot_ledger.load.writer import Change, LedgerWriter, Outcome
+from hubspot_ledger.mapping import (
+    ContractDraft,
+    InvoiceDraft,
+    MappingContext,
+    map_company_to_customer,
+    map_deal_to_contract,
+    map_invoice_to_sales_invoice,
+    map_product_to_item,
+)
+from hubspot_ledger.stage.staging import Staging
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class StepContext:
     run_id: int
     connect: Callable[[], Any]  # a new ledger connection (the read-ahead thread's own)
     # Incremental and backfill runs read what HubSpot modified in this window; None: all.
-    window: extract.Window | None = None
+    window: reads.Window | None = None
 
 
 @dataclass
@@ -141,14 +142,14 @@ def _draft(tally: Tally, build: Callable[..., D], *args: Any, **kwargs: Any) -> 
 def sync_products(ctx: StepContext) -> dict[str, int]:
     tally = Tally("products")
     seen: set[str] = set()
-    for page in prefetch(extract.products(ctx.hook, ctx.window)):
+    for page in prefetch(reads.products(ctx.hook, ctx.window)):
         seen.update(str(r.get("id", "")) for r in page)
         _load_products(ctx, tally, page)
     if ctx.window is not None:
         # Archived in the window, so search missed them: the items they have take their last
         # values (an edit just before the archive); the others get theirs when a line sells
         # them (DESIGN "archived products").
-        for page in extract.archived_products(ctx.hook, ctx.window):
+        for page in reads.archived_products(ctx.hook, ctx.window):
             mapped = ctx.writer.mapped(RemoteType.PRODUCT, [str(r.get("id", "")) for r in page])
             fresh = [r for r in page if str(r.get("id", "")) in mapped
                      and str(r.get("id", "")) not in seen]
@@ -161,7 +162,7 @@ def sync_products(ctx: StepContext) -> dict[str, int]:
 
 
 def _load_products(ctx: StepContext, tally: Tally, page: list[dict[str, Any]]) -> None:
-    drafts = [draft for product in extract.parse(Product, page)
+    drafts = [draft for product in reads.parse(Product, page)
               if (draft := _draft(tally, map_product_to_item, product, ctx.mapping))
               is not None]
     with ctx.writer.batch():
@@ -181,7 +182,7 @@ def _retried(ctx: StepContext, tally: Tally, remote_type: RemoteType, seen: set[
         return
     log.info("%s: retrying %s records with open problems", tally.step, f"{len(wanted):,}")
     found: set[str] = set()
-    for page in extract.raw_by_id(ctx.hook, remote_type, wanted):
+    for page in reads.raw_by_id(ctx.hook, remote_type, wanted):
         found.update(str(r.get("id", "")) for r in page)
         seen.update(str(r.get("id", "")) for r in page)
         yield page
@@ -203,7 +204,7 @@ def _owners_of_deleted_lines(ctx: StepContext, owner_type: RemoteType) -> set[st
     mapping of the line names the owner, which is then read again."""
     if ctx.window is None:
         return set()
-    deleted = extract.archived_in(ctx.hook, RemoteType.LINE_ITEM, ctx.window)
+    deleted = reads.archived_in(ctx.hook, RemoteType.LINE_ITEM, ctx.window)
     return ctx.writer.owners_of_lines(owner_type, sorted(deleted))
 
 
@@ -218,28 +219,29 @@ def sync_companies(ctx: StepContext) -> dict[str, int]:
     company associations and company reads (the general budget) in another, the ledger writes
     here."""
     writer, run_id = ctx.writer, ctx.run_id
+    staging = Staging(writer.conn)
     with writer.batch():
-        writer.clear_stage(run_id)
+        staging.clear_stage(run_id)
     company_ids: set[str] = set()
     seen: set[str] = set()
     tally = Tally("companies")
     # Read here, not in the read-ahead thread: the writer's connection is this thread's.
     retry = set(_open(ctx, RemoteType.DEAL)) | _owners_of_deleted_lines(ctx, RemoteType.DEAL)
     lost: set[str] = set()
-    deals = prefetch(extract.rebatch(_deals_to_sync(ctx, seen, retry, lost), DOCUMENT_BATCH))
+    deals = prefetch(reads.rebatch(_deals_to_sync(ctx, seen, retry, lost), DOCUMENT_BATCH))
     for chunk, primaries, companies in prefetch(_with_companies(ctx, deals)):
-        writer.stage(run_id, RemoteType.DEAL, [
+        staging.stage(run_id, RemoteType.DEAL, [
             (deal_id, _jsonb({"deal": raw, "company_id": primaries.get(deal_id)}))
             for deal_id, raw in ((str(r.get("id", "")), r) for r in chunk)])
-        writer.stage(run_id, RemoteType.COMPANY,
-                     [(str(raw.get("id", "")), _jsonb(raw)) for raw in companies])
+        staging.stage(run_id, RemoteType.COMPANY,
+                      [(str(raw.get("id", "")), _jsonb(raw)) for raw in companies])
         company_ids.update(str(raw.get("id", "")) for raw in companies)
         _load_companies(ctx, tally, companies)
         log.info("companies: %s closed-won deals to sync so far, %s companies",
                  f"{len(seen):,}", f"{len(company_ids):,}")
     if ctx.window is not None:
         # Customers whose company changed in HubSpot while none of its deals did.
-        for page in extract.changed_companies(ctx.hook, ctx.window):
+        for page in reads.changed_companies(ctx.hook, ctx.window):
             mapped = writer.mapped(RemoteType.COMPANY, [str(r["id"]) for r in page])
             fresh = [r for r in page if str(r["id"]) in mapped
                      and str(r["id"]) not in company_ids]
@@ -248,7 +250,7 @@ def sync_companies(ctx: StepContext) -> dict[str, int]:
     for page in _retried(ctx, tally, RemoteType.COMPANY, company_ids):
         _load_companies(ctx, tally, page)
     # Deals that stopped qualifying in the window: sync_deals voids their drafts.
-    writer.stage(run_id, RemoteType.DEAL, [(i, _jsonb({LOST: True})) for i in lost - seen])
+    staging.stage(run_id, RemoteType.DEAL, [(i, _jsonb({LOST: True})) for i in lost - seen])
     return tally.counts
 
 
@@ -267,10 +269,10 @@ def _with_companies(ctx: StepContext, chunks: Iterator[list[dict[str, Any]]]
     for chunk in chunks:
         ids = [str(raw.get("id", "")) for raw in chunk]
         links = ctx.hook.batch_associations("deals", "companies", ids)
-        primaries = {i: extract.primary_company(links.get(i, [])) for i in ids}
-        new = {c for i in ids for c in extract.company_ids(links.get(i, []))} - known
+        primaries = {i: reads.primary_company(links.get(i, [])) for i in ids}
+        new = {c for i in ids for c in reads.company_ids(links.get(i, []))} - known
         known |= new
-        companies = [raw for page in extract.raw_by_id(ctx.hook, RemoteType.COMPANY, new)
+        companies = [raw for page in reads.raw_by_id(ctx.hook, RemoteType.COMPANY, new)
                      for raw in page]
         yield chunk, primaries, companies
 
@@ -283,19 +285,19 @@ def _deals_to_sync(ctx: StepContext, seen: set[str], retry: set[str], lost: set[
     the window that no longer qualify."""
     cutoff = ctx.integration.cutoff_date
     if ctx.window is None:
-        pages = extract.closed_won_deals(ctx.hook, cutoff)
+        pages = closed_won.closed_won_deals(ctx.hook, cutoff)
     else:
-        pages = extract.partition(extract.changed(ctx.hook, RemoteType.DEAL, ctx.window),
-                                  lambda page: extract.qualifying_deals(page, cutoff), lost)
+        pages = reads.partition(reads.changed(ctx.hook, RemoteType.DEAL, ctx.window),
+                                  lambda page: closed_won.qualifying_deals(page, cutoff), lost)
     for page in pages:
         seen.update(str(r.get("id", "")) for r in page)
         yield page
     owners: set[str] = set()
     if ctx.window is not None:
-        owners = extract.owners_of_changed_lines(ctx.hook, RemoteType.DEAL, ctx.window)
+        owners = reads.owners_of_changed_lines(ctx.hook, RemoteType.DEAL, ctx.window)
     owners |= retry
-    for page in extract.raw_by_id(ctx.hook, RemoteType.DEAL, owners - seen):
-        page = extract.qualifying_deals(page, cutoff)
+    for page in reads.raw_by_id(ctx.hook, RemoteType.DEAL, owners - seen):
+        page = closed_won.qualifying_deals(page, cutoff)
         seen.update(str(r.get("id", "")) for r in page)
         if page:
             yield page
@@ -304,7 +306,7 @@ def _deals_to_sync(ctx: StepContext, seen: set[str], retry: set[str], lost: set[
 def _load_companies(ctx: StepContext, tally: Tally, page: list[dict[str, Any]]) -> None:
     if not page:
         return
-    drafts = [draft for company in extract.parse(Company, page)
+    drafts = [draft for company in reads.parse(Company, page)
               if (draft := _draft(tally, map_company_to_customer, company)) is not None]
     with ctx.writer.batch():
         for draft, outcome in zip(drafts, ctx.writer.upsert_customers(drafts), strict=True):
@@ -317,7 +319,7 @@ def _load_companies(ctx: StepContext, tally: Tally, page: list[dict[str, Any]]) 
 
 def sync_deals(ctx: StepContext) -> dict[str, int]:
     writer = ctx.writer
-    tally = Tally("deals", total=writer.staged_count(ctx.run_id, RemoteType.DEAL))
+    tally = Tally("deals", total=Staging(writer.conn).staged_count(ctx.run_id, RemoteType.DEAL))
     staged: set[str] = set()
     retry = set(_open(ctx, RemoteType.DEAL))
     lost: set[str] = set()
@@ -335,7 +337,7 @@ def sync_deals(ctx: StepContext) -> dict[str, int]:
                 tally.add(outcome, RemoteType.DEAL, draft.remote_id)
             tally.flush(ctx)
     if ctx.window is not None:
-        lost |= extract.archived_in(ctx.hook, RemoteType.DEAL, ctx.window)
+        lost |= reads.archived_in(ctx.hook, RemoteType.DEAL, ctx.window)
     else:
         lost |= set(writer.live_documents(RemoteType.DEAL))
     _void_lost(ctx, tally, RemoteType.DEAL, (lost | retry) - staged)
@@ -362,8 +364,8 @@ def _void_lost(ctx: StepContext, tally: Tally, remote_type: RemoteType,
     properties = (["dealstage", "closedate"] if remote_type is RemoteType.DEAL
                   else ["hs_invoice_date"])
     raws = {str(r.get("id", "")): r for page in
-            extract.raw_by_id(ctx.hook, remote_type, candidates, properties) for r in page}
-    why = extract.why_deal_lost if remote_type is RemoteType.DEAL else extract.why_invoice_lost
+            reads.raw_by_id(ctx.hook, remote_type, candidates, properties) for r in page}
+    why = closed_won.why_deal_lost if remote_type is RemoteType.DEAL else reads.why_invoice_lost
     reasons = {rid: reason for rid in candidates
                if (reason := why(raws.get(rid), cutoff)) is not None}
     if not reasons:
@@ -385,10 +387,10 @@ def _deal_batches(ctx: StepContext, lost: set[str]) -> Iterator[DealBatch]:
     staged as lost go to `lost`. Runs in the read-ahead thread, so it reads the staging
     through a connection of its own."""
     with closing(ctx.connect()) as conn:
-        staging = LedgerWriter(conn, ctx.integration.id, ctx.writer.organization_id)
+        staging = Staging(conn)
         for batch in staging.staged(ctx.run_id, RemoteType.DEAL, DOCUMENT_BATCH):
             lost.update(deal_id for deal_id, payload in batch if payload.get(LOST))
-            deals = {deal_id: (extract.parse_one(Deal, payload["deal"]),
+            deals = {deal_id: (reads.parse_one(Deal, payload["deal"]),
                                payload.get("company_id")) for deal_id, payload in batch
                      if not payload.get(LOST)}
             readable = [i for i, (d, _) in deals.items() if not isinstance(d, MappingError)]
@@ -403,14 +405,14 @@ def _deal_draft(deal: Deal, lines: Sequence[LineItem | MappingError], mapping: M
                                 products=products)
 
 
-def _staged_companies(staging: LedgerWriter, run_id: int, ids: Iterable[str]
+def _staged_companies(staging: Staging, run_id: int, ids: Iterable[str]
                       ) -> dict[str, Company]:
     """The deals' primary companies as sync_companies read them; one that HubSpot no longer
     returned (deleted) is absent, and its deals fall back to their mapped customer, if any."""
     found: dict[str, Company] = {}
     for company_id, raw in staging.staged_payloads(run_id, RemoteType.COMPANY,
                                                    sorted(set(ids))).items():
-        company = extract.parse_one(Company, raw)
+        company = reads.parse_one(Company, raw)
         if isinstance(company, Company):
             found[company_id] = company
     return found
@@ -426,24 +428,24 @@ def sync_invoices(ctx: StepContext) -> dict[str, int]:
     retry = set(_open(ctx, RemoteType.INVOICE))
     lost: set[str] = set()
     if ctx.window is None:
-        pages = extract.invoices(ctx.hook, cutoff)
+        pages = reads.invoices(ctx.hook, cutoff)
     else:
-        pages = extract.partition(extract.changed(ctx.hook, RemoteType.INVOICE, ctx.window),
-                                  lambda page: extract.qualifying_invoices(page, cutoff), lost)
-    searched = prefetch(extract.rebatch(pages, DOCUMENT_BATCH))
+        pages = reads.partition(reads.changed(ctx.hook, RemoteType.INVOICE, ctx.window),
+                                  lambda page: reads.qualifying_invoices(page, cutoff), lost)
+    searched = prefetch(reads.rebatch(pages, DOCUMENT_BATCH))
     for chunk, lines in prefetch(_with_lines(ctx, searched)):
         seen.update(str(r.get("id", "")) for r in chunk)
         _load_invoices(ctx, tally, chunk, lines)
     owners = retry - seen
     if ctx.window is not None:
-        owners |= extract.owners_of_changed_lines(ctx.hook, RemoteType.INVOICE, ctx.window)
+        owners |= reads.owners_of_changed_lines(ctx.hook, RemoteType.INVOICE, ctx.window)
         owners |= _owners_of_deleted_lines(ctx, RemoteType.INVOICE)
-    for page in extract.raw_by_id(ctx.hook, RemoteType.INVOICE, owners - seen):
-        page = extract.qualifying_invoices(page, cutoff)
+    for page in reads.raw_by_id(ctx.hook, RemoteType.INVOICE, owners - seen):
+        page = reads.qualifying_invoices(page, cutoff)
         seen.update(str(r.get("id", "")) for r in page)
         _load_invoices(ctx, tally, page)
     if ctx.window is not None:
-        lost |= extract.archived_in(ctx.hook, RemoteType.INVOICE, ctx.window)
+        lost |= reads.archived_in(ctx.hook, RemoteType.INVOICE, ctx.window)
     else:
         lost |= set(ctx.writer.live_documents(RemoteType.INVOICE))
     _void_lost(ctx, tally, RemoteType.INVOICE, (lost | retry) - seen)
@@ -457,7 +459,7 @@ def _with_lines(ctx: StepContext, chunks: Iterator[list[dict[str, Any]]]
                 ) -> Iterator[tuple[list[dict[str, Any]], Lines]]:
     """Each chunk of invoices with their line items (read ahead, in its own thread)."""
     for chunk in chunks:
-        readable = [i.id for i in extract.parse(Invoice, chunk) if isinstance(i, Invoice)]
+        readable = [i.id for i in reads.parse(Invoice, chunk) if isinstance(i, Invoice)]
         yield chunk, _lines_by_owner(ctx, RemoteType.INVOICE, readable)
 
 
@@ -465,7 +467,7 @@ def _load_invoices(ctx: StepContext, tally: Tally, page: list[dict[str, Any]],
                    lines: dict[str, list[LineItem | MappingError]] | None = None) -> None:
     if not page:
         return
-    invoices = extract.parse(Invoice, page)
+    invoices = reads.parse(Invoice, page)
     if lines is None:
         lines = _lines_by_owner(ctx, RemoteType.INVOICE,
                                 [i.id for i in invoices if isinstance(i, Invoice)])
@@ -498,8 +500,8 @@ def _lines_by_owner(ctx: StepContext, owner_type: RemoteType, owner_ids: Sequenc
     HubSpot no longer returns (deleted since) is left out."""
     if not owner_ids:
         return {}
-    links = extract.line_items_of(ctx.hook, owner_type, owner_ids)
-    records = extract.read_by_id(ctx.hook, RemoteType.LINE_ITEM, LineItem,
+    links = reads.line_items_of(ctx.hook, owner_type, owner_ids)
+    records = reads.read_by_id(ctx.hook, RemoteType.LINE_ITEM, LineItem,
                                  [i for ids in links.values() for i in ids])
     return {owner: [records[i] for i in ids if i in records] for owner, ids in links.items()}
 
@@ -527,9 +529,9 @@ def _unmapped_products(ctx: StepContext, tally: Tally,
                    if isinstance(line, LineItem) and line.product_id}
     mapped = ctx.writer.mapped(RemoteType.PRODUCT, sorted(product_ids))
     missing = [p for p in product_ids if p not in mapped]
-    found = extract.read_by_id(ctx.hook, RemoteType.PRODUCT, Product, missing)
+    found = reads.read_by_id(ctx.hook, RemoteType.PRODUCT, Product, missing)
     archived = [p for p in missing if p not in found]
-    found.update(extract.read_by_id(ctx.hook, RemoteType.PRODUCT, Product, archived,
+    found.update(reads.read_by_id(ctx.hook, RemoteType.PRODUCT, Product, archived,
                                     archived=True))
     for pid in sorted(p for p in archived if p not in found):
         tally.warn(RemoteType.PRODUCT, pid,

@@ -87,7 +87,7 @@ def choose_invoice_branch(integration_id: int, **context: Any) -> list[str]:
     as it may be later). While the toggle is off the invoices are not followed, so their
     coverage is dropped: turning it on again reads every qualifying invoice."""
     from hubspot_ledger.hooks.ledger import LedgerHook
-    from hubspot_ledger.ledger.records import RemoteType
+    from hubspot_ledger.load.records import RemoteType
 
     ledger = LedgerHook()
     on = ledger.get_settings(integration_id).sync_invoices

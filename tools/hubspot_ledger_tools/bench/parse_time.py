@@ -26,7 +26,7 @@ from hubspot_ledger_tools.bench.worker import RESULT_PREFIX, read_result
 
 
 def _summaries(count: int) -> list[Any]:
-    from hubspot_ledger.ledger.records import IntegrationStatus, IntegrationSummary
+    from hubspot_ledger.load.records import IntegrationStatus, IntegrationSummary
 
     return [IntegrationSummary(id=i, organization_id=i, organization_name=f"Org {i}",
                                status=IntegrationStatus.CONNECTED, schedule="@hourly",

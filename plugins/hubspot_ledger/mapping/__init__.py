@@ -18,14 +18,14 @@ from hubspot_ledger.drafts import (
     placeholder_company,
     placeholder_customer,
 )
+from hubspot_ledger.extract.models import BadValue, MappingError, SkipRecord
+from hubspot_ledger.mapping.companies import map_company_to_customer
+from hubspot_ledger.mapping.context import DEFAULT_UI_DOMAIN, MappingContext
+from hubspot_ledger.mapping.deals import map_deal_to_contract
+from hubspot_ledger.mapping.invoices import map_invoice_to_sales_invoice
+from hubspot_ledger.mapping.lines import NO_VALID_LINES, PRODUCT_ID_MISSING
+from hubspot_ledger.mapping.products import map_product_to_item
 from hubspot_ledger.maps import MappingDataError, hubspot_properties
-from hubspot_ledger.sync.mapping.companies import map_company_to_customer
-from hubspot_ledger.sync.mapping.context import DEFAULT_UI_DOMAIN, MappingContext
-from hubspot_ledger.sync.mapping.deals import map_deal_to_contract
-from hubspot_ledger.sync.mapping.invoices import map_invoice_to_sales_invoice
-from hubspot_ledger.sync.mapping.lines import NO_VALID_LINES, PRODUCT_ID_MISSING
-from hubspot_ledger.sync.mapping.products import map_product_to_item
-from hubspot_ledger.sync.models import BadValue, MappingError, SkipRecord
 
 __all__ = [
     "DEFAULT_UI_DOMAIN", "NO_VALID_LINES", "PRODUCT_ID_MISSING", "BadValue", "CompanyDraft",

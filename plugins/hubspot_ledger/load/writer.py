@@ -35,9 +35,9 @@ from hubspot_ledger.drafts import (
     ItemDraft,
     fingerprint,
 )
-from hubspot_ledger.ledger import bulk
-from hubspot_ledger.ledger.problems import Problem, log_problems
-from hubspot_ledger.ledger.records import ContractStatus, RemoteType
+from hubspot_ledger.load import bulk
+from hubspot_ledger.load.problems import Problem, log_problems
+from hubspot_ledger.load.records import ContractStatus, RemoteType
 
 log = logging.getLogger(__name__)
 D = TypeVar("D", ContractDraft, InvoiceDraft)
@@ -522,53 +522,6 @@ class LedgerWriter:
                         f"{local_id} is {status}, so it was left as it is; review it by hand")
             notes.append(Problem(kind, rid, text, warning=True))
         return len(drafts), notes
-
-    # -- staging: what one step of a run hands to the next --------------------------------
-
-    def stage(self, run_id: int, remote_type: RemoteType,
-              payloads: Sequence[tuple[str, str]]) -> None:
-        """(remote id, JSON text) pairs for a later step of the same run."""
-        with self.conn.transaction(), self.conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO ledger.sync_staging (sync_run_id, remote_type, remote_id, payload) "
-                "VALUES (%s, %s, %s, %s::jsonb) ON CONFLICT (sync_run_id, remote_type, "
-                "remote_id) DO UPDATE SET payload = EXCLUDED.payload",
-                [(run_id, remote_type.value, rid, payload) for rid, payload in payloads])
-
-    def clear_stage(self, run_id: int, remote_type: RemoteType | None = None) -> None:
-        if remote_type is None:
-            self.conn.execute("DELETE FROM ledger.sync_staging WHERE sync_run_id = %s", [run_id])
-        else:
-            self.conn.execute("DELETE FROM ledger.sync_staging WHERE sync_run_id = %s "
-                              "AND remote_type = %s", [run_id, remote_type.value])
-
-    def staged_count(self, run_id: int, remote_type: RemoteType) -> int:
-        row = self.conn.execute("SELECT count(*) FROM ledger.sync_staging WHERE "
-                                "sync_run_id = %s AND remote_type = %s",
-                                [run_id, remote_type.value]).fetchone()
-        return int(row[0]) if row else 0
-
-    def staged(self, run_id: int, remote_type: RemoteType, batch_size: int
-               ) -> Iterator[list[tuple[str, Any]]]:
-        """Staged payloads in remote-id order, `batch_size` at a time (keyset paging)."""
-        last = ""
-        while True:
-            rows = self.conn.execute(
-                "SELECT remote_id, payload FROM ledger.sync_staging WHERE sync_run_id = %s AND "
-                "remote_type = %s AND remote_id > %s ORDER BY remote_id LIMIT %s",
-                [run_id, remote_type.value, last, batch_size]).fetchall()
-            if not rows:
-                return
-            yield [(str(r[0]), r[1]) for r in rows]
-            last = str(rows[-1][0])
-
-    def staged_payloads(self, run_id: int, remote_type: RemoteType, remote_ids: Sequence[str]
-                        ) -> dict[str, Any]:
-        rows = self.conn.execute(
-            "SELECT remote_id, payload FROM ledger.sync_staging WHERE sync_run_id = %s AND "
-            "remote_type = %s AND remote_id = ANY(%s)",
-            [run_id, remote_type.value, list(remote_ids)]).fetchall()
-        return {str(r[0]): r[1] for r in rows}
 
 
 def insert_errors(conn: psycopg.Connection[Any], integration_id: int, run_id: int | None,

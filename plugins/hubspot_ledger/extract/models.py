@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Self, overload
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
-from hubspot_ledger.ledger.records import RemoteType
+from hubspot_ledger.load.records import RemoteType
 
 # --- outcomes of mapping one record -------------------------------------------------------------
 

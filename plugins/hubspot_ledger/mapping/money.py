@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 
+from hubspot_ledger.extract.models import BadValue, HubSpotRecord, LineItem, MappingError, quote
 from hubspot_ledger.maps import currency_minor_units
-from hubspot_ledger.sync.models import BadValue, HubSpotRecord, LineItem, MappingError, quote
 
 UNIT_PLACES = Decimal("0.000001")
 UNIT_LIMIT = Decimal(10) ** 14

@@ -1,9 +1,9 @@
 """What each sync step reads from HubSpot: small generators over `HubSpotHook`'s primitives.
 
 Pages of raw records come from the hook (list, search, batch read, v4 associations); here they
-are selected (closed won, cutoff) and parsed into the typed models of `sync.models`. A record
-HubSpot sent in a shape we cannot read becomes a `MappingError` in place of the model, so the
-step logs it and goes on (R-SYNC-6).
+are selected (cutoff) and parsed into the typed models of `extract.models`. The closed-won deal
+search is in `extract.closed_won`. A record HubSpot sent in a shape we cannot read becomes a
+`MappingError` in place of the model, so the step logs it and goes on (R-SYNC-6).
 """
 
 from __future__ import annotations
@@ -13,16 +13,15 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from hubspot_ledger.hooks.hubspot import Association, HubSpotHook
-from hubspot_ledger.ledger.records import RemoteType
-from hubspot_ledger.maps import hubspot_properties
-from hubspot_ledger.sync.models import (
-    CLOSED_WON,
+from hubspot_ledger.extract.models import (
     HubSpotRecord,
     MappingError,
     parse_utc_date,
     valid_unicode,
 )
+from hubspot_ledger.hooks.hubspot import Association, HubSpotHook
+from hubspot_ledger.load.records import RemoteType
+from hubspot_ledger.maps import hubspot_properties
 
 R = TypeVar("R", bound=HubSpotRecord)
 Raw = dict[str, Any]
@@ -70,7 +69,7 @@ def since_midnight_ms(day: dt.date) -> int:
     return int(start.timestamp() * 1000)
 
 
-def _on_or_after(prop: str, day: dt.date) -> list[list[dict[str, Any]]]:
+def on_or_after_filter(prop: str, day: dt.date) -> list[list[dict[str, Any]]]:
     """`prop` on or after `day`, or missing: a record without the date must reach the map
     layer and fail there with the property's name, never vanish in the query (DESIGN)."""
     return [[{"propertyName": prop, "operator": "GTE", "value": str(since_midnight_ms(day))}],
@@ -112,21 +111,12 @@ def products(hook: HubSpotHook, window: Window | None = None) -> Iterator[list[R
         yield from valid_pages(hook.search_pages("products", modified_in(window), properties))
 
 
-def closed_won_deals(hook: HubSpotHook, cutoff: dt.date, window: Window | None = None
-                     ) -> Iterator[list[Raw]]:
-    """Deals in the internal stage `closedwon`, closed on or after the cutoff (R-DEAL-1)."""
-    yield from valid_pages(hook.search_pages(
-        "deals", [{"propertyName": "dealstage", "operator": "EQ", "value": CLOSED_WON},
-                  *modified_in(window)],
-        hubspot_properties(RemoteType.DEAL), any_of=_on_or_after("closedate", cutoff)))
-
-
 def invoices(hook: HubSpotHook, cutoff: dt.date, window: Window | None = None
              ) -> Iterator[list[Raw]]:
     """Invoices dated on or after the cutoff, and those without a date (R-SYNC-4, R-INV-5)."""
     yield from valid_pages(hook.search_pages("invoices", modified_in(window),
                                              hubspot_properties(RemoteType.INVOICE),
-                                             any_of=_on_or_after("hs_invoice_date", cutoff)))
+                                             any_of=on_or_after_filter("hs_invoice_date", cutoff)))
 
 
 def changed(hook: HubSpotHook, remote_type: RemoteType, window: Window
@@ -187,23 +177,10 @@ def _instant(value: Any) -> dt.datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
-def why_deal_lost(raw: Raw | None, cutoff: dt.date) -> str | None:
-    """Why a deal no longer qualifies (None: it does), in an accountant's words."""
-    if raw is None:
-        return "was archived or deleted in HubSpot"
-    props = raw.get("properties") or {}
-    stage = props.get("dealstage")
-    if stage != CLOSED_WON:
-        return f"left closed won (its stage is now {stage or 'empty'})"
-    if not _on_or_after_cutoff(raw, "closedate", cutoff):
-        return f"now closes before the cutoff {cutoff}"
-    return None
-
-
 def why_invoice_lost(raw: Raw | None, cutoff: dt.date) -> str | None:
     if raw is None:
         return "was archived or deleted in HubSpot"
-    if not _on_or_after_cutoff(raw, "hs_invoice_date", cutoff):
+    if not dated_on_or_after(raw, "hs_invoice_date", cutoff):
         return f"is now dated before the cutoff {cutoff}"
     return None
 
@@ -225,7 +202,7 @@ def owners_of_changed_lines(hook: HubSpotHook, owner_type: RemoteType, window: W
     return {a.to_id for found in links.values() for a in found}
 
 
-def _on_or_after_cutoff(raw: Raw, prop: str, cutoff: dt.date) -> bool:
+def dated_on_or_after(raw: Raw, prop: str, cutoff: dt.date) -> bool:
     """The search's date filter, applied to a record read by id (a missing or unreadable date
     qualifies: the map layer reports it by name)."""
     value = ((raw.get("properties") or {}).get(prop) or "").strip()
@@ -235,13 +212,8 @@ def _on_or_after_cutoff(raw: Raw, prop: str, cutoff: dt.date) -> bool:
     return day is None or day >= cutoff
 
 
-def qualifying_deals(raws: Iterable[Raw], cutoff: dt.date) -> list[Raw]:
-    return [r for r in raws if (r.get("properties") or {}).get("dealstage") == CLOSED_WON
-            and _on_or_after_cutoff(r, "closedate", cutoff)]
-
-
 def qualifying_invoices(raws: Iterable[Raw], cutoff: dt.date) -> list[Raw]:
-    return [r for r in raws if _on_or_after_cutoff(r, "hs_invoice_date", cutoff)]
+    return [r for r in raws if dated_on_or_after(r, "hs_invoice_date", cutoff)]
 
 
 def raw_by_id(hook: HubSpotHook, remote_type: RemoteType, ids: Iterable[str],

@@ -9,10 +9,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 
 from hubspot_ledger.drafts import ItemDraft
-from hubspot_ledger.sync.mapping.context import MappingContext
-from hubspot_ledger.sync.mapping.money import Currency, LineMoney, line_money, show
-from hubspot_ledger.sync.mapping.products import item_from_line, map_product_to_item
-from hubspot_ledger.sync.models import (
+from hubspot_ledger.extract.models import (
     BadValue,
     HubSpotRecord,
     LineItem,
@@ -22,6 +19,9 @@ from hubspot_ledger.sync.models import (
     clean_line,
     quote,
 )
+from hubspot_ledger.mapping.context import MappingContext
+from hubspot_ledger.mapping.money import Currency, LineMoney, line_money, show
+from hubspot_ledger.mapping.products import item_from_line, map_product_to_item
 
 NO_VALID_LINES = "No valid line items"  # R-DEAL-7, the reference product's words
 PRODUCT_ID_MISSING = "Product id missing"  # R-INV-2, likewise

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from hubspot_ledger.drafts import CustomerDraft
-from hubspot_ledger.ledger.records import CustomerType
+from hubspot_ledger.extract.models import Company, clean_line
+from hubspot_ledger.load.records import CustomerType
 from hubspot_ledger.maps import customer_fields
-from hubspot_ledger.sync.models import Company, clean_line
 
 
 def map_company_to_customer(company: Company) -> CustomerDraft:

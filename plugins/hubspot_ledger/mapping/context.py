@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from hubspot_ledger.errors import ReconnectRequired, SetupIncomplete
-from hubspot_ledger.ledger.records import Integration, IntegrationSettings
+from hubspot_ledger.load.records import Integration, IntegrationSettings
 
 DEFAULT_UI_DOMAIN = "app.hubspot.com"
 _HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d{1,5})?")

@@ -12,18 +12,7 @@ from hubspot_ledger.drafts import (
     placeholder_company,
     placeholder_customer,
 )
-from hubspot_ledger.sync.mapping.context import MappingContext
-from hubspot_ledger.sync.mapping.lines import (
-    amount_warnings,
-    line_description,
-    line_item,
-    line_product_id,
-    priced_lines,
-    skip_no_valid_lines,
-    unique_lines,
-)
-from hubspot_ledger.sync.mapping.money import UNIT_PLACES, LineMoney, currency_of, total_of
-from hubspot_ledger.sync.models import (
+from hubspot_ledger.extract.models import (
     NAME_MAX,
     Invoice,
     LineItem,
@@ -32,6 +21,17 @@ from hubspot_ledger.sync.models import (
     clean_line,
     property_label,
 )
+from hubspot_ledger.mapping.context import MappingContext
+from hubspot_ledger.mapping.lines import (
+    amount_warnings,
+    line_description,
+    line_item,
+    line_product_id,
+    priced_lines,
+    skip_no_valid_lines,
+    unique_lines,
+)
+from hubspot_ledger.mapping.money import UNIT_PLACES, LineMoney, currency_of, total_of
 
 DISCOUNT_PREFIX = "Discount: "
 

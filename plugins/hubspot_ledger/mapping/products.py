@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from hubspot_ledger.drafts import ItemDraft
-from hubspot_ledger.ledger.records import ItemType
+from hubspot_ledger.extract.models import HubSpotRecord, LineItem, Product, clean_line, clean_text
+from hubspot_ledger.load.records import ItemType
+from hubspot_ledger.mapping.context import MappingContext
 from hubspot_ledger.maps import product_types
-from hubspot_ledger.sync.mapping.context import MappingContext
-from hubspot_ledger.sync.models import HubSpotRecord, LineItem, Product, clean_line, clean_text
 
 
 def map_product_to_item(product: Product, context: MappingContext) -> ItemDraft:

@@ -19,7 +19,7 @@ from typing import Any
 
 import psycopg
 
-from hubspot_ledger.ledger.errors import MigrationError, first_line
+from hubspot_ledger.load.errors import MigrationError, first_line
 
 _FILENAME = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql$")
 

@@ -10,20 +10,7 @@ from hubspot_ledger.drafts import (
     ObligationDraft,
     placeholder_customer,
 )
-from hubspot_ledger.ledger.records import ContractStatus, RecognitionStrategy
-from hubspot_ledger.sync.mapping.companies import map_company_to_customer
-from hubspot_ledger.sync.mapping.context import MappingContext
-from hubspot_ledger.sync.mapping.lines import (
-    amount_warnings,
-    line_description,
-    line_item,
-    line_product_id,
-    priced_lines,
-    skip_no_valid_lines,
-    unique_lines,
-)
-from hubspot_ledger.sync.mapping.money import LineMoney, currency_of, total_of
-from hubspot_ledger.sync.models import (
+from hubspot_ledger.extract.models import (
     CLOSED_WON,
     TEXT_MAX,
     Company,
@@ -35,6 +22,19 @@ from hubspot_ledger.sync.models import (
     clean_text,
     quote,
 )
+from hubspot_ledger.load.records import ContractStatus, RecognitionStrategy
+from hubspot_ledger.mapping.companies import map_company_to_customer
+from hubspot_ledger.mapping.context import MappingContext
+from hubspot_ledger.mapping.lines import (
+    amount_warnings,
+    line_description,
+    line_item,
+    line_product_id,
+    priced_lines,
+    skip_no_valid_lines,
+    unique_lines,
+)
+from hubspot_ledger.mapping.money import LineMoney, currency_of, total_of
 
 
 def map_deal_to_contract(deal: Deal, line_items: Sequence[LineItem], context: MappingContext,

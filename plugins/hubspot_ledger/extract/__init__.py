@@ -1,0 +1,1 @@
+"""Extract: HubSpot pages → valid, typed records (no ledger, no mapping)."""
