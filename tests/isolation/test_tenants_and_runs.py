@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
-from support import use_sandbox_app
+from support import use_sandbox_app, wait_until
 from sync.portal import books, connect, truncate  # tests/sync/portal.py
 
 from hubspot_ledger.hooks.ledger import LedgerHook
@@ -121,34 +120,51 @@ def test_two_organizations_syncing_at_once_never_touch_each_others_rows(
 
 def test_a_run_of_one_integration_never_waits_for_another(
         portal: tuple[SandboxServer, psycopg.Connection]) -> None:
-    sb, _ = portal
+    sb, conn = portal
     a, b = _integration(sb, "Busy A"), _integration(sb, "Free B")
     with LedgerHook().integration_lock(a):  # A is writing, for as long as this block lasts
-        started = time.monotonic()
         run_step("products", b, "free-b")
-        assert time.monotonic() - started < 30
+        # B wrote while A still holds its lock (had B waited for it, it would wait forever here).
+        org_b = LedgerHook().get_integration(b).organization_id
+        items = conn.execute("SELECT count(*) FROM ledger.items WHERE organization_id = %s",
+                             [org_b]).fetchone()
+        assert items is not None and items[0] > 0
+
+
+def _refused_the_lock(conn: psycopg.Connection, others_than: set[int]) -> bool:
+    """Lock probe: a session other than `others_than` has asked for an integration lock (its
+    last statement) and, since the holder still has it, been refused."""
+    row = conn.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND query LIKE 'SELECT pg_try_advisory_lock%%' AND NOT pid = ANY(%s)",
+        [list(others_than)]).fetchone()
+    return row is not None and row[0] > 0
 
 
 def test_two_runs_of_one_integration_never_write_at_the_same_time(
         portal: tuple[SandboxServer, psycopg.Connection]) -> None:
     sb, conn = portal
     a = _integration(sb, "Serial A")
-    released = threading.Event()
-    finished: list[float] = []
+    taken, released = threading.Event(), threading.Event()
+    sessions_before: set[int] = set()
+    finished_after_release: list[bool] = []
 
     def hold_the_lock() -> None:
         with LedgerHook().integration_lock(a):
-            time.sleep(2.0)
+            sessions_before.update(
+                pid for (pid,) in conn.execute("SELECT pid FROM pg_stat_activity").fetchall())
+            taken.set()
+            # Hold on until the second run has asked for the lock and been refused.
+            wait_until(lambda: _refused_the_lock(conn, sessions_before), timeout=60,
+                       what="the second run asks for the integration's lock")
             released.set()
-            time.sleep(0.05)
 
     def second_run() -> None:
-        time.sleep(0.3)  # let the first writer take the lock
+        assert taken.wait(timeout=60)  # the first writer holds the lock
         run_step("products", a, "second")
-        finished.append(time.monotonic())
-        assert released.is_set()  # it could only write after the first let go
+        finished_after_release.append(released.is_set())  # it wrote only after the first
 
     _run_in_threads(hold_the_lock, second_run)
-    assert finished
+    assert finished_after_release == [True]
     items = conn.execute("SELECT count(*) FROM ledger.items").fetchone()
     assert items is not None and items[0] > 0

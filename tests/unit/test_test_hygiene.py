@@ -1,0 +1,149 @@
+"""The suite's own rules (issue 11 item 7), read from the test files' syntax trees:
+
+- every test asserts something (a test that cannot fail is a defect);
+- a helper named as a check (`assert_…`, `check_…`, `expect_…`, `verify_…`) asserts too;
+- no sleep orders things by time alone: `time.sleep` only inside a polling loop (`while`) that
+  waits for observable state with a deadline (support.wait_until is the shared one);
+- every test carries a tier marker (unit / integration / e2e): tests/conftest.py stops a run
+  that collects one without (checked here on a throw-away suite).
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parents[1]
+CHECK_HELPER = re.compile(r"_?(assert|check|expect|verify)_")
+FAILING_CALLS = {"raises", "fail", "warns"}  # pytest.raises(...), pytest.fail(...), ...
+
+pytestmark = pytest.mark.unit
+
+
+def _modules() -> Iterator[tuple[Path, ast.Module]]:
+    for path in sorted(TESTS.rglob("*.py")):
+        yield path, ast.parse(path.read_text(), filename=str(path))
+
+
+def _functions(tree: ast.AST) -> Iterator[ast.FunctionDef | ast.AsyncFunctionDef]:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            yield node
+
+
+def _call_name(call: ast.Call) -> str:
+    func = call.func
+    return func.id if isinstance(func, ast.Name) else func.attr \
+        if isinstance(func, ast.Attribute) else ""
+
+
+def _can_fail(function: ast.AST) -> bool:
+    """Whether the body asserts: an `assert`, pytest.raises/fail/warns, or a check helper."""
+    for node in ast.walk(function):
+        if isinstance(node, ast.Assert):
+            return True
+        if isinstance(node, ast.Call):
+            name = _call_name(node)
+            func = node.func
+            if name in FAILING_CALLS and isinstance(func, ast.Attribute) \
+                    and isinstance(func.value, ast.Name) and func.value.id == "pytest":
+                return True
+            if CHECK_HELPER.match(name):
+                return True
+    return False
+
+
+def _where(path: Path, node: ast.AST) -> str:
+    return f"{path.relative_to(TESTS.parent)}:{getattr(node, 'lineno', 0)}"
+
+
+def test_every_test_can_fail() -> None:
+    cannot_fail = [f"{_where(path, fn)} {fn.name}" for path, tree in _modules()
+                   for fn in _functions(tree) if fn.name.startswith("test_")
+                   and not _can_fail(fn)]
+    assert cannot_fail == []
+
+
+def test_every_check_helper_asserts() -> None:
+    empty = [f"{_where(path, fn)} {fn.name}" for path, tree in _modules()
+             for fn in _functions(tree) if CHECK_HELPER.match(fn.name)
+             and not fn.name.startswith("test_") and not _can_fail_directly(fn)]
+    assert empty == []
+
+
+def _can_fail_directly(function: ast.AST) -> bool:
+    return any(isinstance(node, ast.Assert) or (isinstance(node, ast.Call)
+               and _call_name(node) in FAILING_CALLS | {"fail"}) for node in ast.walk(function))
+
+
+def test_no_assertion_of_a_constant() -> None:
+    constant = [_where(path, node) for path, tree in _modules() for node in ast.walk(tree)
+                if isinstance(node, ast.Assert) and isinstance(node.test, ast.Constant)]
+    assert constant == []
+
+
+def _is_sleep(call: ast.Call) -> bool:
+    func = call.func
+    if isinstance(func, ast.Attribute):
+        return func.attr == "sleep" and isinstance(func.value, ast.Name) \
+            and func.value.id == "time"
+    return isinstance(func, ast.Name) and func.id == "sleep"
+
+
+def test_sleeps_only_pause_a_polling_loop() -> None:
+    outside_a_loop = []
+    for path, tree in _modules():
+        parents = {child: parent for parent in ast.walk(tree)
+                   for child in ast.iter_child_nodes(parent)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and _is_sleep(node):
+                ancestor: ast.AST | None = node
+                while ancestor is not None and not isinstance(ancestor, ast.While):
+                    ancestor = parents.get(ancestor)
+                if ancestor is None:
+                    outside_a_loop.append(_where(path, node))
+    assert outside_a_loop == [], "use support.wait_until, events or lock probes"
+
+
+# --- tier markers ------------------------------------------------------------------------------
+
+def _collect(suite: Path) -> subprocess.CompletedProcess[str]:
+    """`pytest --collect-only` of a throw-away suite whose conftest is this suite's hook."""
+    (suite / "conftest.py").write_text(
+        "from tiers import require_tier_markers as pytest_collection_modifyitems\n")
+    (suite / "pytest.ini").write_text(
+        "[pytest]\nmarkers =\n    unit: u\n    integration: i\n    e2e: e\n")
+    path = os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+         str(suite)], capture_output=True, text=True, cwd=suite, timeout=120,
+        env={**os.environ, "PYTHONPATH": path})
+
+
+def test_a_test_without_a_tier_marker_stops_the_run(tmp_path: Path) -> None:
+    (tmp_path / "test_tiers.py").write_text(
+        "import pytest\n\n"
+        "@pytest.mark.integration\ndef test_marked():\n    assert 1 + 1 == 2\n\n"
+        "def test_bare():\n    assert 1 + 1 == 2\n")
+    result = _collect(tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "1 test(s) without a marker of unit, integration, e2e" in output
+    assert "test_tiers.py::test_bare" in output
+
+
+def test_a_suite_whose_tests_all_carry_a_tier_is_collected(tmp_path: Path) -> None:
+    (tmp_path / "test_tiers.py").write_text(
+        "import pytest\n\npytestmark = pytest.mark.unit\n\n"
+        "def test_one():\n    assert 1 + 1 == 2\n\n"
+        "@pytest.mark.parametrize('n', [1, 2])\ndef test_many(n):\n    assert n\n")
+    result = _collect(tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 tests collected" in result.stdout
