@@ -18,6 +18,7 @@ from cryptography.fernet import Fernet
 
 from hubspot_ledger.crypto import KEYS_ENV
 from hubspot_ledger_tools.sandbox.testing import SandboxServer
+from hubspot_ledger_tools.sandbox.timefmt import parse_time
 
 HUBSPOT_CONN_ENV = "AIRFLOW_CONN_HUBSPOT_DEFAULT"
 T = TypeVar("T")
@@ -55,6 +56,24 @@ def use_sandbox_app(mp: pytest.MonkeyPatch, sb: SandboxServer) -> None:
     own for the tokens it stores (R-AUTH-1: the app belongs to the deployment)."""
     mp.setenv(KEYS_ENV, Fernet.generate_key().decode())
     mp.setenv(HUBSPOT_CONN_ENV, hubspot_connection(sb))
+
+
+def logged(sb: SandboxServer, endpoint: str, *, timeout: float = 10.0) -> list[dict[str, Any]]:
+    """The sandbox's log entries of `endpoint`, once each is complete: the sandbox finishes an
+    entry (status, duration) just after its answer has gone out, so a test reading the log
+    right after a call could see it unfinished."""
+    def complete() -> list[dict[str, Any]]:
+        entries = sb.requests(endpoint=endpoint)
+        return entries if all(e["duration_ms"] is not None for e in entries) else []
+    return wait_until(complete, timeout=timeout, what=f"the sandbox's log of {endpoint}")
+
+
+def seconds_between(earlier: dict[str, Any], later: dict[str, Any]) -> float:
+    """Seconds between two calls as the sandbox received them (entries of its request log):
+    when a client waited, measured where the wait shows, without a stopwatch in the test."""
+    start, end = parse_time(earlier["time"]), parse_time(later["time"])
+    assert start is not None and end is not None, (earlier, later)
+    return (end - start) / 1000
 
 
 def consent(consent_url: str, redirect_uri: str | None = None) -> tuple[str, str]:

@@ -169,7 +169,6 @@ class RawResponse:
     status: int
     headers: dict[str, str]
     body: bytes
-    seconds: float  # from the request line sent to the whole answer read
     sent: int  # body bytes the client managed to send (see raw_request)
     hung_up: bool  # the server closed the connection while the client was still sending
 
@@ -198,7 +197,6 @@ def raw_request(url: str, method: str, path: str, headers: dict[str, str],
         except OSError:  # reset or broken pipe: the server closed the connection
             hung_up = True
 
-    started = time.monotonic()
     sock.sendall(f"{method} {path} HTTP/1.1\r\n{head}\r\n".encode())
     sender = threading.Thread(target=send_body, daemon=True)
     sender.start()
@@ -219,13 +217,12 @@ def raw_request(url: str, method: str, path: str, headers: dict[str, str],
             if not data:
                 break
             rest += data
-        seconds = time.monotonic() - started
         sender.join(timeout=timeout)
     finally:
         sock.close()
         sender.join(timeout=timeout)
     return RawResponse(status=int(lines[0].split()[1]), headers=answer_headers,
-                       body=rest[:length], seconds=seconds, sent=sent, hung_up=hung_up)
+                       body=rest[:length], sent=sent, hung_up=hung_up)
 
 
 def process_tree_rss(pid: int) -> int:

@@ -4,6 +4,8 @@
 - a helper named as a check (`assert_…`, `check_…`, `expect_…`, `verify_…`) asserts too;
 - no sleep orders things by time alone: `time.sleep` only inside a polling loop (`while`) that
   waits for observable state with a deadline (support.wait_until is the shared one);
+- no assertion reads the test's clock (how long something took is `make bench`'s business; a
+  wait a test must see is measured where it shows, e.g. support.seconds_between);
 - every test carries a tier marker (unit / integration / e2e): tests/conftest.py stops a run
   that collects one without (checked here on a throw-away suite).
 """
@@ -110,6 +112,33 @@ def test_sleeps_only_pause_a_polling_loop() -> None:
                 if ancestor is None:
                     outside_a_loop.append(_where(path, node))
     assert outside_a_loop == [], "use support.wait_until, events or lock probes"
+
+
+CLOCKS = {"monotonic", "perf_counter", "time", "monotonic_ns", "perf_counter_ns", "time_ns"}
+
+
+def _reads_clock(node: ast.AST, clock_names: set[str]) -> bool:
+    for inner in ast.walk(node):
+        if isinstance(inner, ast.Call) and isinstance(inner.func, ast.Attribute) \
+                and inner.func.attr in CLOCKS and isinstance(inner.func.value, ast.Name) \
+                and inner.func.value.id == "time":
+            return True
+        if isinstance(inner, ast.Name) and inner.id in clock_names:
+            return True
+    return False
+
+
+def test_no_assertion_reads_the_clock() -> None:
+    timed = []
+    for path, tree in _modules():
+        for function in _functions(tree):
+            clock_names: set[str] = set()  # names holding a reading of the clock
+            for node in ast.walk(function):
+                if isinstance(node, ast.Assign) and _reads_clock(node.value, set()):
+                    clock_names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+            timed += [_where(path, node) for node in ast.walk(function)
+                      if isinstance(node, ast.Assert) and _reads_clock(node.test, clock_names)]
+    assert sorted(set(timed)) == [], "no stopwatch in a test"
 
 
 # --- tier markers ------------------------------------------------------------------------------
