@@ -143,36 +143,35 @@ def test_no_assertion_reads_the_clock() -> None:
 
 # --- tier markers ------------------------------------------------------------------------------
 
-def _collect(suite: Path) -> subprocess.CompletedProcess[str]:
-    """`pytest --collect-only` of a throw-away suite whose conftest is this suite's hook."""
+def _collect(suite: Path, tests: str) -> tuple[int, str]:
+    """`pytest --collect-only` of a throw-away suite (`tests`, one module) whose conftest is this
+    suite's hook: its exit code and output."""
+    (suite / "test_tiers.py").write_text("import pytest\n\n" + tests)
     (suite / "conftest.py").write_text(
         "from tiers import require_tier_markers as pytest_collection_modifyitems\n")
     (suite / "pytest.ini").write_text(
         "[pytest]\nmarkers =\n    unit: u\n    integration: i\n    e2e: e\n")
     path = os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
-    return subprocess.run(
+    result = subprocess.run(
         [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
          str(suite)], capture_output=True, text=True, cwd=suite, timeout=120,
         env={**os.environ, "PYTHONPATH": path})
+    return result.returncode, result.stdout + result.stderr
 
 
 def test_a_test_without_a_tier_marker_stops_the_run(tmp_path: Path) -> None:
-    (tmp_path / "test_tiers.py").write_text(
-        "import pytest\n\n"
-        "@pytest.mark.integration\ndef test_marked():\n    assert 1 + 1 == 2\n\n"
-        "def test_bare():\n    assert 1 + 1 == 2\n")
-    result = _collect(tmp_path)
-    output = result.stdout + result.stderr
-    assert result.returncode != 0, output
+    code, output = _collect(tmp_path, "@pytest.mark.integration\ndef test_marked():\n"
+                                      "    assert 1 + 1 == 2\n\n"
+                                      "def test_bare():\n    assert 1 + 1 == 2\n")
+    assert code != 0, output
     assert "1 test(s) without a marker of unit, integration, e2e" in output
     assert "test_tiers.py::test_bare" in output
 
 
 def test_a_suite_whose_tests_all_carry_a_tier_is_collected(tmp_path: Path) -> None:
-    (tmp_path / "test_tiers.py").write_text(
-        "import pytest\n\npytestmark = pytest.mark.unit\n\n"
-        "def test_one():\n    assert 1 + 1 == 2\n\n"
-        "@pytest.mark.parametrize('n', [1, 2])\ndef test_many(n):\n    assert n\n")
-    result = _collect(tmp_path)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 tests collected" in result.stdout
+    code, output = _collect(tmp_path, "pytestmark = pytest.mark.unit\n\n"
+                                      "def test_one():\n    assert 1 + 1 == 2\n\n"
+                                      "@pytest.mark.parametrize('n', [1, 2])\n"
+                                      "def test_many(n):\n    assert n\n")
+    assert code == 0, output
+    assert "3 tests collected" in output
