@@ -249,13 +249,17 @@ def test_image_carries_no_dev_tools_and_no_checkout() -> None:
                 assert not source.startswith(("tests", "tools", ".venv", ".airflow")), source
 
 
-def test_image_carries_the_dag_file_and_the_plugin() -> None:
+def test_image_carries_the_dag_file_and_the_plugin_where_airflow_looks(
+        services: dict[str, dict[str, Any]]) -> None:
     copies = [args.split() for op, args in _final_stage() if op == "COPY"]
     copied = {words[-2]: words[-1] for words in copies}
-    for dag_file in sorted((PROJECT_ROOT / "dags").glob("*.py")):
-        assert copied[f"dags/{dag_file.name}"] == f"/opt/airflow/dags/{dag_file.name}"
-    for plugin in sorted((PROJECT_ROOT / "plugins").glob("*.py")):
-        assert copied[f"plugins/{plugin.name}"] == f"/opt/airflow/plugins/{plugin.name}"
+    for name in AIRFLOW_SERVICES:
+        env = services[name]["environment"]
+        dags, plugins = env["AIRFLOW__CORE__DAGS_FOLDER"], env["AIRFLOW__CORE__PLUGINS_FOLDER"]
+        for dag_file in sorted((PROJECT_ROOT / "dags").glob("*.py")):
+            assert copied[f"dags/{dag_file.name}"] == f"{dags}/{dag_file.name}", name
+        for plugin in sorted((PROJECT_ROOT / "plugins").glob("*.py")):
+            assert copied[f"plugins/{plugin.name}"] == f"{plugins}/{plugin.name}", name
 
 
 # --- build context ----------------------------------------------------------------------------
