@@ -17,28 +17,29 @@ RUN pip wheel --no-cache-dir --no-deps --wheel-dir /tmp/dist /tmp/src
 FROM apache/airflow:${AIRFLOW_VERSION}-python${PYTHON_VERSION}
 ARG AIRFLOW_VERSION
 ENV OFFICIAL_CONSTRAINTS=/home/airflow/constraints.txt
-COPY --from=wheel /tmp/dist/ /tmp/hubspot-ledger/dist/
-COPY constraints.txt /tmp/hubspot-ledger/constraints.txt
+# Owned by the image's user (the RUN below runs as airflow: it writes here, then removes it all).
+COPY --from=wheel --chown=airflow:0 /tmp/dist/ /tmp/hubspot-ledger-dist/
+COPY --chown=airflow:0 constraints.txt /tmp/hubspot-ledger-constraints.txt
 # Names are compared normalised (PEP 503: case, "-", "_", "." alike; extras dropped). Without an
 # official file (another base image), our constraints apply whole.
 RUN set -eu; \
-    gap=/tmp/hubspot-ledger/gap-constraints.txt; \
+    gap=/tmp/hubspot-ledger-gap-constraints.txt; \
     if [ -f "${OFFICIAL_CONSTRAINTS}" ]; then \
       awk 'function norm(s) { s = tolower(s); sub(/\[.*/, "", s); gsub(/[-_.]+/, "-", s); return s } \
            /^[[:space:]]*(#|$)/ { next } \
            { split($0, part, /[=<>!~ ;]/); name = norm(part[1]) } \
            FILENAME == ARGV[1] { official[name] = 1; next } \
            !(name in official)' \
-        "${OFFICIAL_CONSTRAINTS}" /tmp/hubspot-ledger/constraints.txt > "${gap}"; \
+        "${OFFICIAL_CONSTRAINTS}" /tmp/hubspot-ledger-constraints.txt > "${gap}"; \
       set -- --constraint "${OFFICIAL_CONSTRAINTS}" --constraint "${gap}"; \
     else \
-      set -- --constraint /tmp/hubspot-ledger/constraints.txt; \
+      set -- --constraint /tmp/hubspot-ledger-constraints.txt; \
     fi; \
     pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" "$@" \
-      /tmp/hubspot-ledger/dist/hubspot_ledger-*.whl; \
+      /tmp/hubspot-ledger-dist/hubspot_ledger-*.whl; \
     pip check; \
     command -v hubspot-ledger; \
-    rm -rf /tmp/hubspot-ledger
+    rm -rf /tmp/hubspot-ledger-*
 
 # The DAG file and the plugin module import the installed package; the dags and plugins folders
 # are Airflow's defaults under AIRFLOW_HOME (/opt/airflow).
