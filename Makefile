@@ -11,12 +11,13 @@ STAMP  := $(VENV)/.installed
 # The ledger database; the CLI, tests and demo read it from this Airflow connection.
 export AIRFLOW_CONN_LEDGER_DEFAULT ?= postgresql://postgres@127.0.0.1:5432/ledger
 
-.PHONY: help setup demo test test-fast test-e2e lint bench chaos audit clean
+.PHONY: help setup demo test test-fast test-e2e test-celery lint bench chaos audit clean
 
 help:
 	@echo "make demo   - set up, start the HubSpot sandbox, run an integration's DAG, show the ledger"
 	@echo "make test   - set up and run the whole test suite (lint, unit, integration, end-to-end)"
 	@echo "make test-fast - unit tests only (seconds)"
+	@echo "make test-celery - the DAGs on two Celery workers (Redis, scheduler, DAG processor; minutes)"
 	@echo "make lint   - ruff + mypy"
 	@echo "make bench  - benchmarks, report in bench/report.md"
 	@echo "make chaos  - the fault matrix at a larger scale (CHAOS_ARGS=\"--scale medium --runs 3\")"
@@ -69,3 +70,12 @@ audit: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .airflow .airflow-test .demo .pytest_cache .mypy_cache .ruff_cache
+
+# A real Airflow deployment on CeleryExecutor: Redis (the one at 127.0.0.1:6379, else Debian's
+# redis-server started by the test), two Celery workers, the scheduler and the DAG processor, four
+# integrations syncing at once (tests/celery). Not in `make test`: Airflow's start-up alone takes
+# about a minute.
+test-celery: $(STAMP)
+	@command -v redis-server >/dev/null || redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 \
+		|| { apt-get update -qq && apt-get install -y redis-server; }
+	$(BIN)/pytest -m celery tests/celery
