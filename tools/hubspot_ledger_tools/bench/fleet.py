@@ -19,6 +19,7 @@ What it measures, from observable state only:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import os
 import statistics
@@ -38,6 +39,7 @@ from hubspot_ledger_tools.deployment import (
     poll,
 )
 from hubspot_ledger_tools.fleet_portals import add_portals, connected_integration, dag_id
+from hubspot_ledger_tools.sandbox.config import SandboxConfig
 from hubspot_ledger_tools.sandbox.testing import SandboxServer
 
 FIRST_PORTAL = 80_001
@@ -45,10 +47,11 @@ CONNECTIONS_PER_TASK = 3  # a task's liveness lock, its writer's lock, one worki
 SYNC_TASKS = ("sync_invoices", "sync_products", "sync_companies", "sync_deals")
 DEPLOYMENT_ENV = ("AIRFLOW_CONN_LEDGER_DEFAULT", "AIRFLOW_CONN_HUBSPOT_DEFAULT", KEYS_ENV,
                   "HUBSPOT_LEDGER_INCREMENTAL_OVERLAP_SECONDS")
-# TODO(issue 12, item 1): pass the sandbox's latency switch through once it has one; until
-# then the fleet runs at the sandbox's own speed and the report says so.
-LATENCY_NOTE = ("no latency model: the sandbox answers in milliseconds, so each portal's "
-                "floor is its rate-limit floor alone")
+# The sandbox's latency model (issue 12, item 1) is another piece of work: when the sandbox
+# has the switch and the bench a `--latency` option, the fleet passes it through; until then
+# the fleet runs at the sandbox's own speed and the report says so.
+NO_LATENCY_NOTE = ("no latency model (TODO: the sandbox has no latency switch yet): it answers "
+                   "in milliseconds, so each portal's floor is its rate-limit floor alone")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,6 +63,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fleet phase: the scheduler's task slots (0: one per integration)")
     parser.add_argument("--fleet-database", default="ledger_fleet",
                         help="fleet phase: its own ledger database (dropped at the end)")
+
+
+def latency_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The bench's latency switch for the sandbox, when both have one."""
+    on = getattr(args, "latency", None)
+    if on is None or "latency" not in {f.name for f in dataclasses.fields(SandboxConfig)}:
+        return {}
+    return {"latency": bool(on)}
+
+
+def latency_note(args: argparse.Namespace) -> str:
+    settings = latency_settings(args)
+    if not settings:
+        return NO_LATENCY_NOTE
+    return "the sandbox's latency model" if settings["latency"] else "off (--no-latency)"
 
 
 def say(message: str) -> None:
@@ -160,7 +178,8 @@ def _report(args: argparse.Namespace, count: int, parallelism: int,
     pool = parallelism * CONNECTIONS_PER_TASK
     return {
         "integrations": count, "scale": args.fleet_scale, "executor": "LocalExecutor",
-        "parallelism": parallelism, "cutoff": args.cutoff.isoformat(), "latency": LATENCY_NOTE,
+        "parallelism": parallelism, "cutoff": args.cutoff.isoformat(),
+        "latency": latency_note(args),
         "wall_s": fleet["wall_s"],
         "runs_succeeded": sum(1 for r in rows if r["state"] == "success"),
         "requests": len(requests), "throttled": statuses.get("429", 0),
@@ -197,7 +216,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             seed=args.seed, scale="tiny", mode="thread", startup_timeout=600,
             client_id=demo.DEMO_APP["client_id"], client_secret=demo.DEMO_APP["client_secret"],
             redirect_uri=demo.DEMO_APP["redirect_uri"],
-            request_log_size=REQUEST_LOG_SIZE) as sb:
+            request_log_size=REQUEST_LOG_SIZE, **latency_settings(args)) as sb:
         demo.use_sandbox_app(sb.url)
         portal_ids = add_portals(sb, count, args.fleet_scale, FIRST_PORTAL, args.seed)
         say(f"{count} portals at --scale {args.fleet_scale} in the sandbox ({sb.url})")
