@@ -80,7 +80,7 @@ def read_chart(text: str, *, source: str) -> list[ChartAccount]:
     text = text.removeprefix("\ufeff")  # a spreadsheet's byte-order mark
     rows = list(csv.reader(io.StringIO(text)))
     if not rows or [c.strip().lower() for c in rows[0]] != list(COLUMNS):
-        raise InvalidInput(f"{source}: the first line must be the header "
+        raise InvalidInput(f"{source}: nothing was created: the first line must be the header "
                            f"{','.join(COLUMNS)}")
     problems: list[str] = []
     chart: list[ChartAccount] = []
