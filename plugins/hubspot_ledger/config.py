@@ -36,9 +36,10 @@ DEFAULT_API_PORT = 8080
 # Environment variables that hand a deployment's key to this project (crypto.py) or to Airflow.
 KEY_ENVS = ("HUBSPOT_LEDGER_FERNET_KEYS", "AIRFLOW__CORE__FERNET_KEY",
             "AIRFLOW__CORE__FERNET_KEY_CMD", "AIRFLOW__CORE__FERNET_KEY_SECRET")
+# A Fernet key is 32 random bytes, url-safe base64: any python3 makes one (no packages needed).
 GENERATE_KEY_COMMAND = (
-    "export HUBSPOT_LEDGER_FERNET_KEYS=\"$(python3 -c 'from cryptography.fernet import Fernet; "
-    "print(Fernet.generate_key().decode())')\"")
+    "export HUBSPOT_LEDGER_FERNET_KEYS=\"$(python3 -c 'import base64, os; "
+    "print(base64.urlsafe_b64encode(os.urandom(32)).decode())')\"")
 
 
 def machine_parallelism() -> int:
