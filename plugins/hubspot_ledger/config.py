@@ -143,9 +143,9 @@ def prepare_airflow_home() -> Path:
     """Create and migrate the Airflow home (embedded metadata DB) once; later calls are instant.
 
     Airflow writes airflow.cfg on its first command, with a Fernet key it generates (kept
-    there: the tokens encrypted under it are readable only with it); the project's local
-    settings (`local_airflow_settings`) are then written into it. The key's birth is said once
-    on stderr.
+    there: the tokens encrypted under it are readable only with it); in a checkout's home the
+    project's local settings (`local_airflow_settings`) are then written into it. The key's
+    birth is said once on stderr.
     """
     apply_airflow_env_defaults()
     home = airflow_home()
@@ -155,7 +155,8 @@ def prepare_airflow_home() -> Path:
         new_cfg = not cfg.exists()
         if new_cfg or not (home / ".migrated").exists():
             _migrate_metadata_db(home)
-        _write_settings(cfg, local_airflow_settings())
+        if is_checkout_home(home):  # a deployment's airflow.cfg is the deployment's
+            _write_settings(cfg, local_airflow_settings())
         if new_cfg and not any(os.environ.get(name, "").strip() for name in KEY_ENVS) \
                 and _cfg_value(cfg.read_text(), "core", "fernet_key"):
             print(f"Prepared the Airflow home {home} (first use): a new Fernet key, which "
