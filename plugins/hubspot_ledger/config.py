@@ -124,7 +124,7 @@ def key_is_supplied(home: Path | None = None) -> bool:
     read without importing Airflow."""
     if any(os.environ.get(name, "").strip() for name in KEY_ENVS):
         return True
-    cfg = (home or airflow_home()) / "airflow.cfg"
+    cfg = Path(os.environ.get("AIRFLOW_CONFIG") or (home or airflow_home()) / "airflow.cfg")
     return cfg.is_file() and bool(_cfg_value(cfg.read_text(), "core", "fernet_key"))
 
 

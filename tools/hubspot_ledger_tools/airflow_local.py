@@ -194,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{'migrated: ' + ', '.join(applied) if applied else 'schema up to date'}")
     logs = home / "logs" / "local"
     logs.mkdir(parents=True, exist_ok=True)
+    if stop.is_set():  # Ctrl-C during the set-up: nothing started yet
+        return 0
 
     components: list[Component] = []
     try:
