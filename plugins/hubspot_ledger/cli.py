@@ -44,7 +44,7 @@ def cmd_migrate(args: argparse.Namespace) -> None:
 def cmd_integration_create(args: argparse.Namespace) -> None:
     from hubspot_ledger.hooks.ledger import LedgerHook
 
-    print(LedgerHook().create_integration(args.organization, args.cutoff))
+    print(LedgerHook().integrations.create(args.organization, args.cutoff))
 
 
 def cmd_sandbox(args: argparse.Namespace) -> None:
@@ -128,7 +128,7 @@ def cmd_errors(args: argparse.Namespace) -> None:
     get_settings(args.integration)  # says "does not exist" for an unknown integration
     if args.limit < 1:
         raise UserFacingError("--limit must be 1 or more")
-    errors = LedgerHook().list_errors(args.integration, limit=args.limit,
+    errors = LedgerHook().errors.list(args.integration, limit=args.limit,
                                       open_only=not args.all)
     if not errors:
         print(f"no {'errors logged' if args.all else 'open problems'} for integration "
@@ -177,7 +177,7 @@ def cmd_rotate_key(args: argparse.Namespace) -> None:
     from hubspot_ledger.crypto import get_cipher
     from hubspot_ledger.hooks.ledger import LedgerHook
 
-    count = LedgerHook().rewrap_tokens(get_cipher().rotate)
+    count = LedgerHook().tokens.rewrap(get_cipher().rotate)
     print(f"re-encrypted the tokens of {count} integration(s) under the newest key")
 
 
@@ -247,7 +247,7 @@ def cmd_books_create(args: argparse.Namespace) -> None:
         chart = read_chart(text, source=str(args.from_csv))
     else:
         chart = template_chart(args.template)
-    with LedgerHook().connect() as conn:
+    with LedgerHook().new_connection() as conn:
         result = create_books(conn, args.organization, args.company, args.currency, chart)
     for line in books_lines(result):
         print(line)
@@ -280,7 +280,7 @@ def cmd_books_show(args: argparse.Namespace) -> None:
     from hubspot_ledger.books import list_books
     from hubspot_ledger.hooks.ledger import LedgerHook
 
-    with LedgerHook().connect() as conn:
+    with LedgerHook().new_connection() as conn:
         companies, accounts = list_books(conn, args.organization)
     for name, currency in companies:
         print(f"company  {display_safe(name)} ({currency or 'no currency'})")

@@ -123,7 +123,7 @@ def test_books_create_sets_up_an_organization_then_settings_point_at_its_account
         [(a.code, a.name, a.account_type.value) for a in template]
 
     # The walk-through's settings now resolve for this organization.
-    integration = LedgerHook().create_integration("Globex", dt.date(2025, 1, 1))
+    integration = LedgerHook().integrations.create("Globex", dt.date(2025, 1, 1))
     saved = run_cli("settings", "set", "--integration", str(integration),
                     *[f"--{f.replace('_', '-')}={c}" for f, c in WALKTHROUGH_CODES.items()],
                     "--company", "Globex GmbH", ledger_uri=ledger_db)

@@ -89,10 +89,10 @@ def demo_integration_id() -> int:
     from hubspot_ledger.hooks.ledger import LedgerHook
 
     hook = LedgerHook()
-    existing = [i for i in hook.list_integrations() if i.organization_name == DEMO_ORGANIZATION]
+    existing = [i for i in hook.integrations.list() if i.organization_name == DEMO_ORGANIZATION]
     if existing:
         return existing[0].id
-    return hook.create_integration(DEMO_ORGANIZATION, DEMO_CUTOFF)
+    return hook.integrations.create(DEMO_ORGANIZATION, DEMO_CUTOFF)
 
 
 def use_sandbox_app(url: str) -> None:
@@ -112,8 +112,8 @@ def set_up_books(integration_id: int) -> None:
     from hubspot_ledger.integration_settings import save_settings
 
     hook = LedgerHook()
-    organization = hook.get_integration(integration_id).organization_name
-    with hook.connect() as conn:
+    organization = hook.integrations.get(integration_id).organization_name
+    with hook.new_connection() as conn:
         create_books(conn, organization, *DEMO_ENTITY, template_chart("default"))
     settings = save_settings(integration_id, accounts=dict(DEMO_ACCOUNTS),
                              company=DEMO_ENTITY[0], sync_invoices=True)
@@ -191,21 +191,21 @@ def print_ledger(integration_id: int) -> None:
 
     hook = LedgerHook()
     say("What landed in the ledger (rows per table)")
-    for table, count in hook.table_counts(LEDGER_TABLES).items():
+    for table, count in hook.overview.table_counts(LEDGER_TABLES).items():
         print(f"    {table:<26} {count}")
     say("Draft contracts from closed-won deals (first 8)")
-    for name, customer, total, currency, lines in hook.contract_overview(integration_id, 8):
+    for name, customer, total, currency, lines in hook.overview.contracts(integration_id, 8):
         print(f"    {fit(name, 34):<34} {fit(customer, 22):<22} {total:>12,.2f} "
               f"{display_safe(currency)} "
               f"({lines} obligation{'s' if lines != 1 else ''})")
-    run = hook.latest_sync_run(integration_id)
+    run = hook.runs.latest(integration_id)
     if run is not None:
         say("The run's report (the report task logs the same)")
-        errors = hook.count_run_errors(run["id"])
+        errors = hook.runs.count_errors(run["id"])
         report = render(run["id"], integration_id, run["status"] == "success", run["counts"],
                         errors, run["message"])
         print("\n".join(f"    {display_safe(line)}" for line in report.splitlines()))
-        logged = [e for e in hook.list_errors(integration_id) if e.sync_run_id == run["id"]]
+        logged = [e for e in hook.errors.list(integration_id) if e.sync_run_id == run["id"]]
         if logged:
             say("Skipped or failed, and why (the errors log: hubspot-ledger errors)")
             for error in logged[:12]:
