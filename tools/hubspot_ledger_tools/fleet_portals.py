@@ -43,7 +43,7 @@ def connected_integration(organization: str, portal_id: int, cutoff: dt.date) ->
     from hubspot_ledger.hooks.ledger import LedgerHook
     from hubspot_ledger_tools import demo
 
-    integration_id = LedgerHook().create_integration(organization, cutoff)
+    integration_id = LedgerHook().integrations.create(organization, cutoff)
     demo.set_up_books(integration_id)
     connect_to_portal(integration_id, portal_id)
     return integration_id
@@ -53,5 +53,5 @@ def dag_id(integration_id: int) -> str:
     from hubspot_ledger.dag_factory import dag_id_for
     from hubspot_ledger.hooks.ledger import LedgerHook
 
-    summaries = {i.id: i for i in LedgerHook().list_integrations()}
+    summaries = {i.id: i for i in LedgerHook().integrations.list()}
     return dag_id_for(summaries[integration_id])

@@ -101,7 +101,7 @@ def fill_ledger(count: int) -> int:
     """Make the ledger that `ledger_default` names hold at least `count` integrations."""
     from hubspot_ledger.hooks.ledger import LedgerHook
 
-    with LedgerHook().connect() as conn, conn.transaction():
+    with LedgerHook() as hook, hook.new_connection() as conn, conn.transaction():
         for statement in _FILL:
             conn.execute(statement, {"count": count})
         row = conn.execute("SELECT count(*) FROM ledger.integrations").fetchone()
