@@ -24,9 +24,12 @@ class HubSpotLedgerPlugin(AirflowPlugin):
         {"app": LazyApp(), "url_prefix": URL_PREFIX, "name": "HubSpot ledger integration"},
         {"app": LazyPage(), "url_prefix": UI_PREFIX, "name": "HubSpot ledger operator page"},
     ]
-    # The operator page in Airflow's navigation: the UI shows the plugin's own server-rendered
-    # page (above) in a frame at /plugin/hubspot-ledger (hubspot_ledger.ui).
+    # The operator page in Airflow's navigation, under Browse (hubspot_ledger.ui). No
+    # `url_route`: Airflow's UI then opens the page in a tab of its own instead of a sandboxed
+    # frame, where neither HubSpot's consent page (the OAuth flow) nor links to HubSpot records
+    # could open. (Airflow 3.3's top-level external items render a button that does not
+    # navigate; the Browse menu renders a real link.)
     external_views = [
-        {"name": "HubSpot ledger", "href": f"{UI_PREFIX}/", "url_route": "hubspot-ledger",
-         "destination": "nav", "nav_top_level": True},
+        {"name": "HubSpot ledger", "href": f"{UI_PREFIX}/", "destination": "nav",
+         "category": "browse"},
     ]

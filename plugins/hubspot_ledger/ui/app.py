@@ -1,6 +1,6 @@
 """The operator page: a FastAPI app of server-rendered HTML, mounted by the plugin at
-`/hubspot-ledger` and shown by Airflow's UI (an `external_views` entry in the navigation, see
-`plugins/hubspot_ledger_plugin.py`).
+`/hubspot-ledger` and reached from Airflow's navigation (an `external_views` entry, see
+`plugins/hubspot_ledger_plugin.py`; it opens the page in its own tab).
 
 Routes (below the mount):
 - `GET /`: every integration the user may see;
@@ -39,8 +39,8 @@ from hubspot_ledger.ui.hubspot_totals import closed_won_deals
 from hubspot_ledger.ui.pages import (
     DEPLOYMENT_PROBLEMS,
     SECURITY_HEADERS,
-    airflow_ui_path,
     message_page,
+    page_path,
     render,
 )
 from hubspot_ledger.ui.session import check_form, form_token, page_user
@@ -86,7 +86,7 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, exc: Exception) -> Response:
-        login = get_auth_manager().get_url_login(next_url=airflow_ui_path())
+        login = get_auth_manager().get_url_login(next_url=page_path())
         return render("login.html", status.HTTP_401_UNAUTHORIZED, login_url=login)
 
     async def failed(request: Request, exc: Exception) -> Response:

@@ -1,7 +1,7 @@
 """Rendering the operator page's HTML: Jinja2 templates (package data in `templates/`) with
 autoescaping on for every template, so text from HubSpot or the ledger (a deal named
 `<script>…`) is shown as text, never run. The pages carry no script at all, and their
-Content-Security-Policy forbids scripts and lets only Airflow's own UI (same origin) frame them.
+Content-Security-Policy forbids scripts and lets only the same origin frame them.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from hubspot_ledger.load.errors import LedgerSchemaError, LedgerUnavailableError
 
 log = logging.getLogger(__name__)
 
-UI_ROUTE = "hubspot-ledger"  # the Airflow UI's route of the page: /plugin/hubspot-ledger
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
                                "img-src 'self'; form-action 'self' https: http:; "
@@ -58,18 +57,20 @@ def environment() -> Environment:
     return env
 
 
-def airflow_ui_path() -> str:
-    """Where Airflow's UI shows the page (its path below the api-server's base URL)."""
+def page_path() -> str:
+    """The operator page's overview, as a path on the api-server (below its base URL)."""
     from urllib.parse import urlsplit
 
     from airflow.configuration import conf
 
+    from hubspot_ledger.ui import UI_PREFIX
+
     base = urlsplit(conf.get("api", "base_url", fallback="/") or "/").path.rstrip("/")
-    return f"{base}/plugin/{UI_ROUTE}"
+    return f"{base}{UI_PREFIX}/"
 
 
 def render(template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    html = environment().get_template(template).render(ui_home=airflow_ui_path(), **context)
+    html = environment().get_template(template).render(ui_home=page_path(), **context)
     return HTMLResponse(html, status_code=status_code, headers=SECURITY_HEADERS)
 
 
