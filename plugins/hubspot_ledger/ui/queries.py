@@ -14,6 +14,7 @@ from typing import Any
 
 import psycopg
 
+from hubspot_ledger.maps import currency_minor_units
 from hubspot_ledger.reconcile import LedgerDocument
 
 
@@ -69,8 +70,16 @@ def _documents(conn: psycopg.Connection[Any], integration_id: int, remote_type: 
     rows = conn.execute(query, [integration_id, remote_type, table]).fetchall()
     return [LedgerDocument(remote_id=str(rid), name=str(name or ""), status=str(status),
                            date=day, currency=str(currency or ""),
-                           total=Decimal(total or 0))
+                           total=_in_minor_units(Decimal(total or 0), str(currency or "")))
             for rid, name, status, day, currency, total in rows]
+
+
+def _in_minor_units(amount: Decimal, currency: str) -> Decimal:
+    """The stored total (numeric with spare places) at its currency's places, as HubSpot
+    writes it: the totals are sums of amounts already rounded to them (DESIGN "obligation
+    money"), so this only drops trailing zeros."""
+    places = currency_minor_units().get(currency.upper())
+    return amount if places is None else amount.quantize(Decimal(1).scaleb(-places))
 
 
 def contracts(conn: psycopg.Connection[Any], integration_id: int) -> list[LedgerDocument]:
