@@ -121,7 +121,7 @@ def member_books(books: Callable[..., int]) -> Callable[..., int]:
 
     def make(*args: object, **kwargs: object) -> int:
         integration_id = books(*args, **kwargs)
-        organization = LedgerHook().get_integration(integration_id).organization_name
+        organization = LedgerHook().integrations.get(integration_id).organization_name
         add_member(organization, "operator", MemberRole.OPERATOR)
         add_member(organization, "viewer", MemberRole.VIEWER)
         return integration_id

@@ -82,7 +82,7 @@ def wait_for_run(api: AirflowApi, integration_id: int, dag_id: str) -> dict[str,
         states = [r["state"] for r in runs.get("dag_runs", [])]
         state = states[0] if states else None
         if state in ("success", "failed"):
-            run = LedgerHook().latest_sync_run(integration_id)
+            run = LedgerHook().runs.latest(integration_id)
             assert run is not None
             return {"airflow": state, **run}
         time.sleep(1)
@@ -147,7 +147,7 @@ def test_an_operator_runs_an_integration_from_the_page(
     shot("settings-filled")
     page.get_by_role("button", name="Save settings").click()
     expect(page.get_by_role("status")).to_have_text("Settings saved.")
-    assert LedgerHook().get_settings(integration_id).company == "Acme Ltd"
+    assert LedgerHook().settings.get(integration_id).company == "Acme Ltd"
     shot("settings-saved")
 
     # Sync now, then wait for the run on observable state (Airflow's run, the ledger's row).

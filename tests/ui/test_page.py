@@ -80,7 +80,7 @@ def test_anonymous_visitors_are_sent_to_airflows_login(ui_airflow: AirflowApi,
 def test_each_user_sees_only_their_organizations(ui_airflow: AirflowApi,
                                                  member_books: Callable[..., int]) -> None:
     ours = member_books("Ours Inc")
-    theirs = LedgerHook().create_integration("Theirs Inc", dt.date(2025, 1, 1))
+    theirs = LedgerHook().integrations.create("Theirs Inc", dt.date(2025, 1, 1))
     listing = page(ui_airflow, browser(ui_airflow, "operator"))
     assert listing.status_code == 200
     assert "Ours Inc" in listing.text and "Theirs Inc" not in listing.text
@@ -105,7 +105,7 @@ def test_a_viewer_reads_but_cannot_change(ui_airflow: AirflowApi,
                            data={"csrf": csrf_of(html), "company": "Acme Ltd"}, timeout=30)
     assert response.status_code == 403
     assert "may not change" in response.text
-    assert LedgerHook().get_settings(integration_id).company is None
+    assert LedgerHook().settings.get(integration_id).company is None
 
 
 def test_forms_need_the_pages_token(ui_airflow: AirflowApi,
@@ -123,7 +123,7 @@ def test_forms_need_the_pages_token(ui_airflow: AirflowApi,
         response = operator.post(url, data=data, headers=headers, timeout=30)
         assert response.status_code == 403, response.text
         assert "did not come from the operator page" in response.text
-    assert LedgerHook().get_settings(integration_id).company is None
+    assert LedgerHook().settings.get(integration_id).company is None
 
 
 def test_settings_are_validated_as_the_api_does(ui_airflow: AirflowApi,
@@ -138,14 +138,14 @@ def test_settings_are_validated_as_the_api_does(ui_airflow: AirflowApi,
     wrong = operator.post(url, data={"csrf": csrf_of(html), "ar_account": "4000"}, timeout=30)
     assert wrong.status_code == 422
     assert "account &#39;4000&#39; is of type income" in wrong.text
-    assert LedgerHook().get_settings(integration_id).ar_account is None
+    assert LedgerHook().settings.get(integration_id).ar_account is None
 
     saved = operator.post(url, timeout=30, data={
         "csrf": csrf_of(html), "ar_account": "1100", "deferred_revenue_account": "2400",
         "expense_account": "5000", "income_account": "4000", "clearing_account": "1190",
         "company": "Acme Ltd", "sync_invoices": "on"})
     assert saved.status_code == 200 and "Settings saved." in saved.text
-    settings = LedgerHook().get_settings(integration_id)
+    settings = LedgerHook().settings.get(integration_id)
     assert (settings.ar_account, settings.company, settings.sync_invoices) == (
         "1100", "Acme Ltd", True)
 
@@ -154,8 +154,8 @@ def test_hostile_hubspot_text_is_shown_inert_and_exported_neutralised(
         ui_airflow: AirflowApi, member_books: Callable[..., int]) -> None:
     sandbox = ui_airflow.sandbox
     integration_id = member_books("Hostile Org", configured=True)
-    with LedgerHook().connect() as conn:  # a hostile accounting company name, as data
-        org = LedgerHook().get_integration(integration_id).organization_id
+    with LedgerHook().new_connection() as conn:  # a hostile accounting company name, as data
+        org = LedgerHook().integrations.get(integration_id).organization_id
         conn.execute("INSERT INTO ledger.companies (organization_id, name, currency) "
                      "VALUES (%s, %s, 'USD')", [org, HOSTILE])
         conn.commit()
@@ -192,7 +192,7 @@ def test_the_oauth_callback_ends_on_a_page_for_a_browser_and_json_otherwise(
     integration_id = member_books("Callback Co")
     operator = browser(ui_airflow, "operator")
     connect(ui_airflow, operator, integration_id)
-    integration = LedgerHook().get_integration(integration_id)
+    integration = LedgerHook().integrations.get(integration_id)
     assert integration.status == IntegrationStatus.CONNECTED
 
     callback = f"{ui_airflow.url}{PREFIX}/oauth-callback/"

@@ -18,7 +18,6 @@ Who may do what is api/auth.py's (see `session` for the login and the forms' tok
 from __future__ import annotations
 
 import datetime as dt
-from contextlib import closing
 from typing import Annotated, Any
 
 from airflow.api_fastapi.app import get_auth_manager
@@ -172,9 +171,9 @@ def create_app() -> FastAPI:
 
     def _reconciliation(access: Access) -> tuple[Any, recon.Reconciliation]:
         ledger = LedgerHook()
-        integration = ledger.get_integration(access.integration_id)
+        integration = ledger.integrations.get(access.integration_id)
         deals = closed_won_deals(integration, ledger=ledger)
-        with closing(ledger.connect()) as conn:
+        with ledger.session() as conn:
             contracts = queries.contracts(conn, access.integration_id)
             invoices = queries.invoices(conn, access.integration_id)
             problems = {p.remote_id: p.message

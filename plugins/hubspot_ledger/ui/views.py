@@ -7,7 +7,6 @@ own. An integration the user may not read is simply not listed.
 
 from __future__ import annotations
 
-from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -81,7 +80,7 @@ class Detail:
 
 
 def visible(user: BaseUser, ledger: LedgerHook) -> list[Access]:
-    return [access for summary in ledger.list_integrations(timeout_seconds=10)
+    return [access for summary in ledger.integrations.list(timeout_seconds=10)
             if (access := allowed(user, summary.id, READ)) is not None]
 
 
@@ -89,9 +88,9 @@ def overview(user: BaseUser) -> list[Row]:
     ledger = LedgerHook()
     accesses = visible(user, ledger)
     dags = dag_infos([a.dag_id for a in accesses])
-    return [Row(integration=ledger.get_integration(a.integration_id), dag=dags[a.dag_id],
-                last_sync=ledger.latest_sync_run(a.integration_id),
-                open_problems=ledger.count_open_errors(a.integration_id))
+    return [Row(integration=ledger.integrations.get(a.integration_id), dag=dags[a.dag_id],
+                last_sync=ledger.runs.latest(a.integration_id),
+                open_problems=ledger.errors.count_open(a.integration_id))
             for a in accesses]
 
 
@@ -99,7 +98,7 @@ def _report(ledger: LedgerHook, run: dict[str, Any] | None) -> str | None:
     if run is None:
         return None
     return render(int(run["id"]), int(run["integration_id"]), run["status"] == "success",
-                  run["counts"] or {}, ledger.count_run_errors(int(run["id"])), run["message"],
+                  run["counts"] or {}, ledger.runs.count_errors(int(run["id"])), run["message"],
                   reads=run.get("reads") or {})
 
 
@@ -107,15 +106,15 @@ def detail(access: Access, submitted: dict[str, Any] | None = None) -> Detail:
     """The integration page's content; `submitted`: what a refused settings form sent (shown
     again with the error, instead of the saved values)."""
     ledger = LedgerHook()
-    integration = ledger.get_integration(access.integration_id)
-    settings = ledger.get_settings(access.integration_id)
-    with closing(ledger.connect()) as conn:
+    integration = ledger.integrations.get(access.integration_id)
+    settings = ledger.settings.get(access.integration_id)
+    with ledger.session() as conn:
         problems = queries.open_problems(conn, access.integration_id)
         accounts = queries.accounts(conn, integration.organization_id)
         companies = queries.companies(conn, integration.organization_id)
     choices = {a.field: [c for c in accounts if c.kind in {t.value for t in a.types}]
                for a in ACCOUNTS}
-    last = ledger.latest_sync_run(access.integration_id)
+    last = ledger.runs.latest(access.integration_id)
     shown = [{"problem": p, "url": record_url(integration.ui_domain, integration.remote_id,
                                               p.remote_type, p.remote_id)} for p in problems]
     page = Detail(integration=integration, dag=dag_infos([access.dag_id])[access.dag_id],
