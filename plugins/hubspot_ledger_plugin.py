@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
+from hubspot_ledger import ledger_pool_listener
 from hubspot_ledger.api import URL_PREFIX, LazyApp
 
 
@@ -21,3 +22,5 @@ class HubSpotLedgerPlugin(AirflowPlugin):
     fastapi_apps = [
         {"app": LazyApp(), "url_prefix": URL_PREFIX, "name": "HubSpot ledger integration"},
     ]
+    # Creates the DAGs' Airflow pool as a scheduler, DAG processor or triggerer starts.
+    listeners = [ledger_pool_listener]

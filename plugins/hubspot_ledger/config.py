@@ -67,6 +67,7 @@ def prepare_airflow_home() -> Path:
     home = airflow_home()
     stamp = home / ".migrated"
     if stamp.exists():
+        _ensure_ledger_pool(home)
         return home
     home.mkdir(parents=True, exist_ok=True)
     log.info("Preparing Airflow home at %s (first run only)", home)
@@ -78,4 +79,12 @@ def prepare_airflow_home() -> Path:
         tail = (result.stderr or result.stdout).strip().splitlines()[-1:]
         raise RuntimeError(f"airflow db migrate failed: {' '.join(tail)}")
     stamp.write_text("ok\n")
+    _ensure_ledger_pool(home)
     return home
+
+
+def _ensure_ledger_pool(home: Path) -> None:
+    """The DAGs' tasks run in the `hubspot_ledger` pool, which must exist (ledger_pool)."""
+    from hubspot_ledger.ledger_pool import ensure_pool_once
+
+    ensure_pool_once(home)
