@@ -3,6 +3,11 @@
 The DAG file calls `build_dags()` at parse time. The factory's only I/O is one bounded read of
 the ledger (which integrations exist). When the ledger cannot be read, the last list that was
 read successfully is served from a cache file, so an outage never makes the DAGs disappear.
+
+A DAG is `hubspot_sync__integration_<id>`: its id, tasks and schedule never depend on the
+organization's name nor on the integration's status or settings, so renaming an organization
+keeps its DAG's history and a status change is no new DAG version. Its steps are TaskFlow tasks
+whose bodies are in `sync.tasks`, all in the deployment's ledger pool (`ledger_pool`).
 """
 
 from __future__ import annotations

@@ -66,14 +66,21 @@ def ensure_pool() -> str:
     Needs Airflow's metadata database (server processes and the CLI, never task code)."""
     from airflow.models.pool import Pool
     from airflow.utils.session import create_session
+    from sqlalchemy.exc import IntegrityError
 
     slots = pool_slots()
-    with create_session() as session:
-        pool = Pool.get_pool(POOL_NAME, session=session)
-        if pool is not None and (SLOTS_ENV not in os.environ or pool.slots == slots):
-            return "kept"
-        Pool.create_or_update_pool(POOL_NAME, slots, DESCRIPTION, include_deferred=False,
-                                   session=session)
+    try:
+        with create_session() as session:
+            pool = Pool.get_pool(POOL_NAME, session=session)
+            if pool is not None and (SLOTS_ENV not in os.environ or pool.slots == slots):
+                return "kept"
+            Pool.create_or_update_pool(POOL_NAME, slots, DESCRIPTION, include_deferred=False,
+                                       session=session)
+    except IntegrityError:
+        # The scheduler and the DAG processor starting together: the other one created it.
+        if Pool.get_pool(POOL_NAME) is None:
+            raise
+        return "kept"
     done = "created" if pool is None else "resized"
     log.info("Airflow pool %s %s with %d slots", POOL_NAME, done, slots)
     return done
