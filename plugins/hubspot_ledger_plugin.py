@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
+from hubspot_ledger import ledger_pool_listener
 from hubspot_ledger.api import URL_PREFIX, LazyApp
 from hubspot_ledger.ui import UI_PREFIX, LazyPage
 
@@ -33,3 +34,5 @@ class HubSpotLedgerPlugin(AirflowPlugin):
         {"name": "HubSpot ledger", "href": f"{UI_PREFIX}/", "destination": "nav",
          "category": "browse"},
     ]
+    # Creates the DAGs' Airflow pool as a scheduler, DAG processor or triggerer starts.
+    listeners = [ledger_pool_listener]
