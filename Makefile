@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 # The ledger database; the CLI, tests and demo read it from this Airflow connection.
 export AIRFLOW_CONN_LEDGER_DEFAULT ?= postgresql://postgres@127.0.0.1:5432/ledger
 
-.PHONY: help setup demo airflow test test-fast test-e2e test-celery lint bench chaos audit clean
+.PHONY: help setup browser demo airflow test test-fast test-e2e test-celery lint bench chaos audit clean
 
 help:
 	@echo "make demo   - set up, start the HubSpot sandbox, run an integration's DAG, show the ledger"
@@ -37,6 +37,11 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml t
 
 setup: $(STAMP)
 
+# Headless Chromium from Debian's packages, for the operator page's browser test (tests/ui);
+# Playwright drives it with executable_path (its own browser download cannot work here).
+browser:
+	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium; }
+
 demo: $(STAMP)
 	$(BIN)/python -m hubspot_ledger_tools.demo
 
@@ -48,14 +53,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: $(STAMP) lint
+test: $(STAMP) browser lint
 	$(BIN)/pytest
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -m unit -q
 
-test-e2e: $(STAMP)
-	$(BIN)/pytest -m e2e
+test-e2e: $(STAMP) browser
+	$(BIN)/pytest -m "e2e and not celery"
 
 # e.g. make bench BENCH_ARGS="--scale medium"; see bench/README.md
 bench: $(STAMP)
