@@ -27,8 +27,11 @@ from hubspot_ledger_tools.sandbox.testing import SandboxServer
 
 pytestmark = [pytest.mark.integration]
 
-TEST_BUDGETS = {"general": Budget(limit=18, seconds=2.0, guard=0.5),
-                "search": Budget(limit=2, seconds=1.0, guard=0.2)}
+# The guard is wider than production's 0.5 s: this machine runs the sandbox, four client
+# processes and PostgreSQL on a couple of shared CPUs, so a request may reach the sandbox's
+# counter a second after its slot.
+TEST_BUDGETS = {"general": Budget(limit=18, seconds=2.0, guard=1.0),
+                "search": Budget(limit=2, seconds=1.0, guard=0.3)}
 
 
 @pytest.fixture
@@ -149,6 +152,6 @@ def test_processes_share_one_budget_burst_and_never_see_a_429(
     assert len(sent) == PROCESSES * PER_PROCESS
     assert [r for r in sent if r["status"] == 429] == []
     # The burst: the window's 18 requests went out at once. A token bucket of capacity 1 at
-    # the same sustained rate (18 / 2.5 s) spaced any 18 requests over at least 17 / 7.2 s.
+    # the same sustained rate (18 / 3 s) spaced any 18 requests over at least 17 / 6 s.
     first = sorted(dt.datetime.fromisoformat(r["time"]) for r in sent)[:18]
-    assert (first[-1] - first[0]).total_seconds() < 17 / 7.2
+    assert (first[-1] - first[0]).total_seconds() < 17 / 6
