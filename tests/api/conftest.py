@@ -14,9 +14,11 @@ tenant authorization act as members; the tenant tests use other users.
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 from collections.abc import Callable, Iterator
 
+import psycopg
 import pytest
 from cryptography.fernet import Fernet
 
@@ -59,6 +61,18 @@ def airflow_api(ledger_db: str, api_sandbox: SandboxServer,
         stop(process)
 
 
+_test_number = itertools.count(1)
+
+
+@pytest.fixture(autouse=True)
+def integration_ids_of_its_own(ledger: psycopg.Connection) -> None:
+    """Each test's integrations get ids no earlier test had. DAG ids are integration ids
+    (`hubspot_sync__integration_<id>`) and this session's api-server keeps every DAG and run it
+    saw, while each test empties the ledger (ids restart): a real ledger never reuses an id."""
+    first = next(_test_number) * 100_000 + 1  # far from the ids tests use for "no such" (4040)
+    ledger.execute(f"ALTER TABLE ledger.integrations ALTER COLUMN id RESTART WITH {first}")
+
+
 # Who `books` makes a member of the organization it makes, and as what.
 BOOKS_MEMBERS = {"operator": MemberRole.OPERATOR, "viewer": MemberRole.VIEWER}
 
@@ -69,7 +83,7 @@ def books(books: Callable[..., int]) -> Callable[..., int]:
 
     def make(*args: object, **kwargs: object) -> int:
         integration_id = books(*args, **kwargs)
-        organization = LedgerHook().get_integration(integration_id).organization_name
+        organization = LedgerHook().integrations.get(integration_id).organization_name
         for user, role in BOOKS_MEMBERS.items():
             add_member(organization, user, role)
         return integration_id

@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 def ready(books: Callable[..., int], organization: str) -> int:
     """An integration whose setup is complete and which is connected."""
     integration_id = books(organization, configured=True)
-    LedgerHook().set_integration_status(integration_id, IntegrationStatus.CONNECTED)
+    LedgerHook().integrations.set_status(integration_id, IntegrationStatus.CONNECTED)
     return integration_id
 
 
@@ -35,7 +35,7 @@ def test_trigger_sync_queues_a_run_of_the_integrations_dag(
 
     assert response.status_code == 202, response.text
     body = response.json()
-    assert body["dag_id"] == dag_id == f"hubspot_sync__trigger_org_{integration_id}"
+    assert body["dag_id"] == dag_id == f"hubspot_sync__integration_{integration_id}"
     assert body["state"] == "queued"
     run = airflow_api.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{body['dag_run_id']}")
     assert run.status_code == 200, run.text
@@ -66,7 +66,7 @@ def test_an_incomplete_setup_is_409_before_anything_is_queued(
 def test_an_integration_in_error_must_reconnect_first(airflow_api: AirflowApi,
                                                       books: Callable[..., int]) -> None:
     integration_id = books("Revoked Org", configured=True)
-    LedgerHook().set_integration_status(integration_id, IntegrationStatus.ERROR,
+    LedgerHook().integrations.set_status(integration_id, IntegrationStatus.ERROR,
                                         "HubSpot access was revoked: reconnect HubSpot")
     response = airflow_api.call("POST", f"/{integration_id}/trigger-sync/")
     assert response.status_code == 409
@@ -87,7 +87,7 @@ def test_a_dag_airflow_has_not_parsed_yet_is_404(airflow_api: AirflowApi,
     response = airflow_api.call("POST", f"/{integration_id}/trigger-sync/")
     assert response.status_code == 404
     assert response.json()["detail"].startswith(
-        f"Airflow does not know DAG hubspot_sync__brand_new_org_{integration_id} yet")
+        f"Airflow does not know DAG hubspot_sync__integration_{integration_id} yet")
 
 
 def test_a_malformed_body_is_422(airflow_api: AirflowApi, books: Callable[..., int]) -> None:
