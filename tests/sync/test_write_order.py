@@ -38,7 +38,7 @@ def synced(ledger_db: str, monkeypatch: pytest.MonkeyPatch
         truncate(conn)
         build_portal(sb)
         hook = LedgerHook()
-        integration_id = hook.create_integration("Write Order Ltd", CUTOFF)
+        integration_id = hook.integrations.create("Write Order Ltd", CUTOFF)
         books(hook, integration_id)
         connect(sb, integration_id)
         run = f"order-{uuid.uuid4().hex[:8]}"
