@@ -88,24 +88,25 @@ class _Watch:
 _current = threading.local()  # the _Watch of the request this thread is sending, if any
 
 
-class _WatchedConnection(urllib3.connection.HTTPConnection):
+class _Watched:
+    """Mixed into urllib3's connections: the request this thread sends is watched (its socket
+    attached to the `_Watch`, which can cut it when the response deadline passes)."""
+
     def request(self, *args: Any, **kwargs: Any) -> None:
         watch = getattr(_current, "watch", None)
         if watch is not None:
             watch.attach(self)
-        super().request(*args, **kwargs)
+        super().request(*args, **kwargs)  # type: ignore[misc]
         if watch is not None:
             watch.cut()
 
 
-class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        watch = getattr(_current, "watch", None)
-        if watch is not None:
-            watch.attach(self)
-        super().request(*args, **kwargs)
-        if watch is not None:
-            watch.cut()
+class _WatchedConnection(_Watched, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_Watched, urllib3.connection.HTTPSConnection):
+    pass
 
 
 class _WatchedPool(urllib3.HTTPConnectionPool):
