@@ -14,6 +14,7 @@ from __future__ import annotations
 from airflow.plugins_manager import AirflowPlugin
 
 from hubspot_ledger.api import URL_PREFIX, LazyApp
+from hubspot_ledger.timetable import SyncTimetable
 
 
 class HubSpotLedgerPlugin(AirflowPlugin):
@@ -21,3 +22,6 @@ class HubSpotLedgerPlugin(AirflowPlugin):
     fastapi_apps = [
         {"app": LazyApp(), "url_prefix": URL_PREFIX, "name": "HubSpot ledger integration"},
     ]
+    # The integration DAGs' timetable (cron schedule, monthly backfill windows): Airflow finds
+    # a custom timetable again among the plugins' when it reads a serialized DAG.
+    timetables = [SyncTimetable]

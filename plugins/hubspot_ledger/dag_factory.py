@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param, chain, get_parsing_context
+from airflow.sdk import DAG, Param, chain, get_parsing_context
 
 from hubspot_ledger.config import state_dir
 from hubspot_ledger.load.records import IntegrationSummary
 from hubspot_ledger.sync import tasks
+from hubspot_ledger.timetable import SyncTimetable
 
 log = logging.getLogger(__name__)
 
@@ -139,11 +140,12 @@ def load_integrations(fetch: Fetch = _fetch_from_ledger, cache: Path | None = No
 
 
 def _timetable(schedule: str) -> Any:
-    """A cron schedule with real data intervals, so that `airflow backfill create` hands each
-    run a window [start, end) to read (see sync.tasks.backfill_window). Anything that is not a
-    cron expression or preset is given to Airflow as it is."""
+    """The integration's cron for scheduled runs, with real data intervals, and calendar-month
+    windows for backfills (hubspot_ledger.timetable says why): each backfill run reads the
+    records HubSpot last modified inside its window (see sync.tasks.backfill_window). Anything
+    that is not a cron expression or preset is given to Airflow as it is."""
     try:
-        return CronDataIntervalTimetable(schedule, timezone="UTC")
+        return SyncTimetable(schedule, timezone="UTC")
     except Exception:  # noqa: BLE001 - Airflow reports a bad schedule better than we can
         return schedule
 

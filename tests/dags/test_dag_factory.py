@@ -98,9 +98,8 @@ def test_dag_ids_are_readable_and_unique_per_integration() -> None:
 @pytest.mark.unit
 def test_only_connected_integrations_are_scheduled() -> None:
     timetable = dag_factory.build_dag(summary(1)).timetable
-    # Hourly, with real data intervals: a backfill run reads its own window.
-    assert (type(timetable).__name__, timetable.expression) == ("CronDataIntervalTimetable",
-                                                                "0 * * * *")
+    # Hourly, with real data intervals; backfills by calendar month (hubspot_ledger.timetable).
+    assert (type(timetable).__name__, timetable.summary) == ("SyncTimetable", "0 * * * *")
     assert dag_factory.build_dag(summary(2, status="disconnected")).schedule is None
 
 

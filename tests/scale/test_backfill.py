@@ -23,9 +23,10 @@ from hubspot_ledger_tools.sandbox.testing import SandboxServer
 pytestmark = [pytest.mark.integration]
 STEPS = ("invoices", "products", "companies", "deals")
 UTC = dt.UTC
-EDGES = [dt.datetime(2000, 1, 1, tzinfo=UTC), dt.datetime(2024, 6, 1, tzinfo=UTC),
-         dt.datetime(2025, 3, 1, tzinfo=UTC), dt.datetime(2025, 9, 1, tzinfo=UTC),
-         dt.datetime.now(UTC) + dt.timedelta(days=1)]
+# The first window holds the cutoff (2025-01-01), so it also reads what was modified before it
+# (backfill_windows.reach); the last one reaches now.
+EDGES = [dt.datetime(2024, 6, 1, tzinfo=UTC), dt.datetime(2025, 3, 1, tzinfo=UTC),
+         dt.datetime(2025, 9, 1, tzinfo=UTC), dt.datetime.now(UTC) + dt.timedelta(days=1)]
 
 
 def sync(integration_id: int, *, full_refresh: bool = False,
