@@ -115,7 +115,8 @@ def run_step(step: str, integration_id: int, dag_run_id: str, *, full_refresh: b
             with ledger.writer(integration_id) as writer:
                 counts = STEPS[step](steps.StepContext(
                     integration=integration, settings=settings, mapping=mapping, hook=hook,
-                    writer=writer, run_id=run_id, window=reads, connect=ledger.connect))
+                    writer=writer, run_id=run_id, window=reads, connect=ledger.connect,
+                    retry_open=window is None))
         finally:
             limiter.close()
         log.info("%s: %s HubSpot requests, %.1fs waited for the portal's rate budget", step,
