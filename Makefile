@@ -11,10 +11,12 @@ STAMP  := $(VENV)/.installed
 # The ledger database; the CLI, tests and demo read it from this Airflow connection.
 export AIRFLOW_CONN_LEDGER_DEFAULT ?= postgresql://postgres@127.0.0.1:5432/ledger
 
-.PHONY: help setup demo test test-fast test-e2e lint bench chaos audit clean
+.PHONY: help setup demo airflow test test-fast test-e2e lint bench chaos audit clean
 
 help:
 	@echo "make demo   - set up, start the HubSpot sandbox, run an integration's DAG, show the ledger"
+	@echo "make airflow - a local Airflow 3 of this checkout (api-server, scheduler, DAG processor,"
+	@echo "               triggerer) with the project's DAGs; Ctrl-C stops it (AIRFLOW_ARGS=\"--port 8081\")"
 	@echo "make test   - set up and run the whole test suite (lint, unit, integration, end-to-end)"
 	@echo "make test-fast - unit tests only (seconds)"
 	@echo "make lint   - ruff + mypy"
@@ -36,6 +38,10 @@ setup: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m hubspot_ledger_tools.demo
+
+# A real local deployment: prints the URL and the login; Ctrl-C stops every process it started.
+airflow: $(STAMP)
+	$(BIN)/python -m hubspot_ledger_tools.airflow_local $(AIRFLOW_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -102,14 +102,14 @@ def books(ledger: psycopg.Connection) -> Callable[..., int]:
     def make(organization: str = "Acme Corp", *, configured: bool = False,
              cutoff: dt.date = dt.date(2025, 1, 1)) -> int:
         hook = LedgerHook()
-        integration_id = hook.create_integration(organization, cutoff)
-        org_id = hook.get_integration(integration_id).organization_id
-        existing = hook.find_account_types(org_id, [c for c, _, _ in BOOKS.values()])
+        integration_id = hook.integrations.create(organization, cutoff)
+        org_id = hook.integrations.get(integration_id).organization_id
+        existing = hook.settings.account_types(org_id, [c for c, _, _ in BOOKS.values()])
         for code, name, kind in BOOKS.values():
             if code not in existing:
-                hook.create_account(org_id, code, name, AccountType(kind))
-        if hook.find_company_id(org_id, BOOKS_COMPANY) is None:
-            hook.create_company(org_id, BOOKS_COMPANY, "USD")
+                hook.settings.create_account(org_id, code, name, AccountType(kind))
+        if hook.settings.company_id(org_id, BOOKS_COMPANY) is None:
+            hook.settings.create_company(org_id, BOOKS_COMPANY, "USD")
         if configured:
             from hubspot_ledger.integration_settings import save_settings
 

@@ -62,22 +62,13 @@ def _utc_midnight(day: dt.date) -> dt.datetime:
     return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
 
 
-def dag_id_of(integration_id: int) -> str:
-    from hubspot_ledger.dag_factory import dag_id_for
-    from hubspot_ledger.hooks.ledger import LedgerHook
-
-    for summary in LedgerHook().list_integrations():
-        if summary.id == integration_id:
-            return dag_id_for(summary)
-    raise NotFound(f"Integration {integration_id} does not exist")
-
-
 def start(integration_id: int, *, from_date: dt.date | None = None,
           to_date: dt.date | None = None, unpause: bool = False, max_active_runs: int = 2,
           say: Callable[[str], None] = print) -> Backfill:
     """Check, then ask Airflow for the backfill; returns it with its windows (queued)."""
     from hubspot_ledger.config import prepare_airflow_home
     from hubspot_ledger.integration_settings import validate_setup
+    from hubspot_ledger.run_dag import find_dag_id
 
     integration, _ = validate_setup(integration_id)  # the runs would fail at validate_setup
     begin = _utc_midnight(from_date or integration.cutoff_date)
@@ -87,7 +78,7 @@ def start(integration_id: int, *, from_date: dt.date | None = None,
     if max_active_runs < 1:
         raise InvalidInput("--max-active-runs must be 1 or more")
     prepare_airflow_home()
-    dag_id = dag_id_of(integration_id)
+    dag_id = find_dag_id(integration_id)
     _check_dag(dag_id, begin, end, unpause=unpause, say=say)
     return _create(dag_id, begin, end, max_active_runs)
 

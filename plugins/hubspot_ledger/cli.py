@@ -11,12 +11,15 @@ import datetime as dt
 import logging
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from hubspot_ledger.config import apply_airflow_env_defaults
 from hubspot_ledger.display import display_safe
 from hubspot_ledger.errors import UserFacingError
 from hubspot_ledger.load.records import IntegrationError, IntegrationSettings
+
+if TYPE_CHECKING:
+    from hubspot_ledger.books import BooksResult
 
 
 class CliError(Exception):
@@ -41,7 +44,7 @@ def cmd_migrate(args: argparse.Namespace) -> None:
 def cmd_integration_create(args: argparse.Namespace) -> None:
     from hubspot_ledger.hooks.ledger import LedgerHook
 
-    print(LedgerHook().create_integration(args.organization, args.cutoff))
+    print(LedgerHook().integrations.create(args.organization, args.cutoff))
 
 
 def cmd_sandbox(args: argparse.Namespace) -> None:
@@ -125,7 +128,7 @@ def cmd_errors(args: argparse.Namespace) -> None:
     get_settings(args.integration)  # says "does not exist" for an unknown integration
     if args.limit < 1:
         raise UserFacingError("--limit must be 1 or more")
-    errors = LedgerHook().list_errors(args.integration, limit=args.limit,
+    errors = LedgerHook().errors.list(args.integration, limit=args.limit,
                                       open_only=not args.all)
     if not errors:
         print(f"no {'errors logged' if args.all else 'open problems'} for integration "
@@ -174,7 +177,7 @@ def cmd_rotate_key(args: argparse.Namespace) -> None:
     from hubspot_ledger.crypto import get_cipher
     from hubspot_ledger.hooks.ledger import LedgerHook
 
-    count = LedgerHook().rewrap_tokens(get_cipher().rotate)
+    count = LedgerHook().tokens.rewrap(get_cipher().rotate)
     print(f"re-encrypted the tokens of {count} integration(s) under the newest key")
 
 
@@ -291,6 +294,92 @@ def _add_schedule_and_backfill_verbs(verbs: argparse._SubParsersAction[_Parser],
     run.set_defaults(func=cmd_backfill)
 
 
+def cmd_books_create(args: argparse.Namespace) -> None:
+    from hubspot_ledger.books import create_books, read_chart, template_chart
+    from hubspot_ledger.hooks.ledger import LedgerHook
+
+    if args.from_csv is not None:
+        try:
+            text = args.from_csv.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CliError(f"cannot read {args.from_csv}: {type(exc).__name__}") from None
+        chart = read_chart(text, source=str(args.from_csv))
+    else:
+        chart = template_chart(args.template)
+    with LedgerHook().new_connection() as conn:
+        result = create_books(conn, args.organization, args.company, args.currency, chart)
+    for line in books_lines(result):
+        print(line)
+
+
+def books_lines(result: BooksResult) -> list[str]:
+    """What `books create` did, in words: created, already there, or kept although different."""
+    org, company = display_safe(result.organization), display_safe(result.company)
+    codes = ", ".join(display_safe(a.code) for a in result.created)
+    lines = [f"organization {org}: company {company} "
+             + (f"({result.currency}) created" if result.company_created else
+                "already exists, kept as it is")]
+    if result.created:
+        lines.append(f"{len(result.created)} account(s) created: {codes}")
+    if result.existing:
+        lines.append(f"{len(result.existing)} account(s) already exist, kept as they are")
+    for wanted, kept in result.differing:
+        lines.append(f"  account {display_safe(kept.code)} is {display_safe(kept.name)!r} "
+                     f"({kept.account_type}), not {display_safe(wanted.name)!r} "
+                     f"({wanted.account_type}) as in the chart: left unchanged")
+    if result.company_currency:
+        lines.append(f"  company {company} keeps its currency {result.company_currency} "
+                     f"(not {result.currency})")
+    if not result.changed:
+        lines.append("nothing changed: these books were already set up")
+    return lines
+
+
+def cmd_books_show(args: argparse.Namespace) -> None:
+    from hubspot_ledger.books import list_books
+    from hubspot_ledger.hooks.ledger import LedgerHook
+
+    with LedgerHook().new_connection() as conn:
+        companies, accounts = list_books(conn, args.organization)
+    for name, currency in companies:
+        print(f"company  {display_safe(name)} ({currency or 'no currency'})")
+    for account in accounts:
+        print(f"account  {display_safe(account.code):<10} {account.account_type:<10} "
+              f"{display_safe(account.name)}")
+    if not companies and not accounts:
+        print(f"no books yet in organization {display_safe(args.organization.strip())}: "
+              "`hubspot-ledger books create` sets them up")
+
+
+def _add_books_verbs(verbs: argparse._SubParsersAction[_Parser]) -> None:
+    """`books create|show`: an accounting company and a chart of accounts (hubspot_ledger.books)."""
+    from pathlib import Path
+
+    from hubspot_ledger.books import template_names
+
+    books = verbs.add_parser("books", help="set up an organization's accounting company and "
+                             "chart of accounts (for a ledger without its accounting product)")
+    books_verbs = books.add_subparsers(dest="books_verb", required=True, parser_class=_Parser)
+    create = books_verbs.add_parser(
+        "create", help="create the organization's accounting company and a starter chart of "
+        "accounts from a template or a CSV (code,name,type); what exists is kept")
+    create.add_argument("--organization", required=True, help="organization name")
+    create.add_argument("--company", required=True, metavar="NAME",
+                        help="the accounting company (entity) to create")
+    create.add_argument("--currency", required=True, metavar="CODE",
+                        help="the company's currency, ISO 4217 (USD, EUR, …)")
+    source = create.add_mutually_exclusive_group()
+    source.add_argument("--template", default="default", choices=template_names(),
+                        help="a chart shipped with the package (default: default)")
+    source.add_argument("--from-csv", type=Path, metavar="FILE",
+                        help="a chart of your own: header code,name,type; types asset, "
+                             "liability, equity, income, expense")
+    create.set_defaults(func=cmd_books_create)
+    show = books_verbs.add_parser("show", help="print an organization's companies and accounts")
+    show.add_argument("--organization", required=True, help="organization name")
+    show.set_defaults(func=cmd_books_show)
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors are one line too (argparse prints the whole usage by default)."""
 
@@ -364,6 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
     verbs.add_parser("rotate-key", help="re-encrypt every stored token under the newest key "
                      "(the first of HUBSPOT_LEDGER_FERNET_KEYS)").set_defaults(func=cmd_rotate_key)
     _add_member_verbs(verbs)
+    _add_books_verbs(verbs)
     return parser
 
 
@@ -397,6 +487,36 @@ def _log_to_stderr(verbose: bool) -> None:
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+# Verbs that encrypt or decrypt HubSpot tokens, or sign OAuth states: they need the key.
+KEY_VERBS = frozenset({"auth-url", "connect", "sync", "rotate-key"})
+
+
+def _prepare_airflow_home(verb: str) -> None:
+    """The CLI stands on its own (issue 15): in a checkout, its first use prepares the
+    project's Airflow home as `make demo` does (metadata DB, a Fernet key generated once and
+    kept in airflow.cfg, said once on stderr). A deployment's Airflow home (AIRFLOW_HOME outside
+    the checkout, an installed package) is the deployment's: the CLI never writes a key there,
+    and a verb that needs one fails with the command that supplies it.
+
+    Runs before Airflow is imported: Airflow reads airflow.cfg once, at import."""
+    from hubspot_ledger.config import (
+        GENERATE_KEY_COMMAND,
+        airflow_home,
+        is_checkout_home,
+        key_is_supplied,
+        prepare_airflow_home,
+    )
+
+    if verb == "sandbox":
+        return
+    if is_checkout_home():
+        prepare_airflow_home()
+    elif verb in KEY_VERBS and not key_is_supplied():
+        raise CliError(f"No encryption key for the HubSpot tokens: the Airflow deployment at "
+                       f"{airflow_home()} (AIRFLOW_HOME) must supply one, the same to every "
+                       f"Airflow component and this CLI: {GENERATE_KEY_COMMAND}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     apply_airflow_env_defaults()
     parser = build_parser()
@@ -405,6 +525,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extra and args.verb != "sandbox":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.rest = extra if args.verb == "sandbox" else getattr(args, "rest", [])
+    try:
+        _prepare_airflow_home(args.verb)
+    except CliError as exc:
+        print(f"hubspot-ledger: {exc}", file=sys.stderr)
+        return 1
+    except RuntimeError as exc:  # `airflow db migrate` failed: its last line says why
+        print(f"hubspot-ledger: preparing the Airflow home failed: {exc}", file=sys.stderr)
+        return 1
     _log_to_stderr(args.verbose)
     try:
         args.func(args)

@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 def load_integration(ledger: LedgerHook, integration_id: int) -> Integration:
     """The integration, or NotFound (404) saying it does not exist."""
     try:
-        return ledger.get_integration(integration_id)
+        return ledger.integrations.get(integration_id)
     except NotFoundError:
         raise NotFound(f"Integration {integration_id} does not exist") from None
 
@@ -71,7 +71,7 @@ def _failed(ledger: LedgerHook, integration: Integration, message: str, *,
     tokens): a botched reconnect (a stale browser tab, a code pasted twice, HubSpot down for a
     minute) must not stop its syncs. The check and the write are one statement.
     """
-    marked = ledger.set_integration_status(integration.id, IntegrationStatus.ERROR, message,
+    marked = ledger.integrations.set_status(integration.id, IntegrationStatus.ERROR, message,
                                            unless=IntegrationStatus.CONNECTED)
     if not marked:
         message = (f"{message} (the integration stays connected to portal "
@@ -125,7 +125,7 @@ def complete_connection(code: str, state: str, *, ledger: LedgerHook | None = No
         raise InvalidInput(f"This OAuth state belongs to integration {claims.integration_id}, "
                            f"not {expected_integration_id}; nothing was changed")
     integration = load_integration(ledger, claims.integration_id)
-    if not ledger.claim_oauth_state(claims.nonce, integration.id, claims.expires_at):
+    if not ledger.tokens.claim_state(claims.nonce, integration.id, claims.expires_at):
         raise InvalidInput("This OAuth state was already used; start the connection again")
     try:
         grant = hubspot.exchange_code(code)
@@ -147,13 +147,13 @@ def complete_connection(code: str, state: str, *, ledger: LedgerHook | None = No
     if pinned is not None:
         raise _mismatch(integration, portal, pinned)
     log.info("Integration %s connected to HubSpot portal %s", integration.id, portal)
-    return ledger.get_integration(integration.id)
+    return ledger.integrations.get(integration.id)
 
 
 def _store(ledger: LedgerHook, integration: Integration, grant: TokenGrant,
            account: AccountDetails, granted: tuple[str, ...] | None) -> str | None:
     cipher = get_cipher()
-    return ledger.store_connection(
+    return ledger.integrations.store_connection(
         integration.id,
         TokenUpdate(access_token=cipher.encrypt(grant.access_token),
                     refresh_token=cipher.encrypt(grant.refresh_token),

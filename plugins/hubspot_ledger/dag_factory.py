@@ -97,7 +97,7 @@ def cache_path() -> Path:
 def _fetch_from_ledger() -> Sequence[IntegrationSummary]:
     from hubspot_ledger.hooks.ledger import LedgerHook
 
-    return LedgerHook().list_integrations(timeout_seconds=LIST_TIMEOUT_SECONDS)
+    return LedgerHook().integrations.list(timeout_seconds=LIST_TIMEOUT_SECONDS)
 
 
 def _write_cache(path: Path, integrations: Sequence[IntegrationSummary]) -> None:

@@ -187,14 +187,28 @@ def fingerprint(draft: Draft) -> str:
 
 
 def _plain(value: Any) -> Any:
-    """`dataclasses.asdict` without its deep copies (fingerprints are on the load's hot path)
-    and without what a draft does not write (NOT_WRITTEN)."""
-    if is_dataclass(value):
-        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)
-                if f.metadata.get("fingerprint", True)}
+    """`dataclasses.asdict` without its deep copies and without what a draft does not write
+    (NOT_WRITTEN). Fingerprints are on the load's hot path (one per record of every run), so
+    each class's written fields are looked up once."""
+    cls = type(value)
+    if cls in _SCALARS:
+        return value
+    try:
+        names = _WRITTEN[cls]
+    except KeyError:
+        names = _WRITTEN[cls] = (
+            tuple(f.name for f in fields(cls) if f.metadata.get("fingerprint", True))
+            if is_dataclass(cls) else None)
+    if names is not None:
+        return {name: _plain(getattr(value, name)) for name in names}
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
     return value
+
+
+# Values `_plain` hands to JSON as they are; `_json_value` spells Decimals and dates.
+_SCALARS = frozenset({str, int, bool, type(None), Decimal, dt.date})
+_WRITTEN: dict[type, tuple[str, ...] | None] = {}
 
 
 def _json_value(value: Any) -> str:

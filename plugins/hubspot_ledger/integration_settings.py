@@ -62,7 +62,7 @@ def get_settings(integration_id: int, *, ledger: LedgerHook | None = None
                  ) -> IntegrationSettings:
     ledger = ledger or LedgerHook()
     load_integration(ledger, integration_id)
-    return ledger.get_settings(integration_id)
+    return ledger.settings.get(integration_id)
 
 
 def save_settings(integration_id: int, *, accounts: dict[str, str] | None = None,
@@ -81,7 +81,7 @@ def save_settings(integration_id: int, *, accounts: dict[str, str] | None = None
     if hostile:
         raise InvalidInput("Settings not saved: " + "; ".join(hostile))
     org = integration.organization_id
-    found = ledger.find_account_types(org, list(accounts.values())) if accounts else {}
+    found = ledger.settings.account_types(org, list(accounts.values())) if accounts else {}
     problems: list[str] = []
     values: dict[str, object] = {}
     for field, code in accounts.items():
@@ -98,7 +98,7 @@ def save_settings(integration_id: int, *, accounts: dict[str, str] | None = None
             continue
         values[setting.column] = account_id
     if company is not None:
-        company_id = ledger.find_company_id(org, company)
+        company_id = ledger.settings.company_id(org, company)
         if company_id is None:
             problems.append(f"no company named {company!r} in organization "
                             f"{integration.organization_name!r}")
@@ -107,8 +107,8 @@ def save_settings(integration_id: int, *, accounts: dict[str, str] | None = None
         raise InvalidInput("Settings not saved: " + "; ".join(problems))
     if sync_invoices is not None:
         values["sync_invoices"] = sync_invoices
-    ledger.update_settings(integration_id, values)
-    return ledger.get_settings(integration_id)
+    ledger.settings.update(integration_id, values)
+    return ledger.settings.get(integration_id)
 
 
 def missing_settings(settings: IntegrationSettings) -> list[str]:
@@ -124,7 +124,7 @@ def validate_setup(integration_id: int, *, ledger: LedgerHook | None = None
     """The first step of every run: connected, and every required setting resolves."""
     ledger = ledger or LedgerHook()
     integration = load_integration(ledger, integration_id)
-    settings = ledger.get_settings(integration_id)
+    settings = ledger.settings.get(integration_id)
     missing = missing_settings(settings)
     if integration.status == IntegrationStatus.DISCONNECTED:
         missing.insert(0, "HubSpot is not connected yet")

@@ -81,7 +81,7 @@ def _checked(value: str, what: str, max_length: int) -> str:
 
 def _organization_id(ledger: LedgerHook, organization: str) -> tuple[int, str]:
     name = _checked(organization, "the organization name", MAX_ORGANIZATION)
-    organization_id = ledger.find_organization_id(name)
+    organization_id = ledger.members.organization_id(name)
     if organization_id is None:
         raise NotFound(f"There is no organization named {name!r} "
                        "(`hubspot-ledger integration create` creates it)")
@@ -95,7 +95,7 @@ def add_member(organization: str, username: str, role: MemberRole, *,
     ledger = ledger or _ledger()
     organization_id, name = _organization_id(ledger, organization)
     user = _checked(username, "the user name", MAX_USERNAME)
-    created = ledger.set_member(organization_id, user, MemberRole(role).value)
+    created = ledger.members.set(organization_id, user, MemberRole(role).value)
     return Membership(name, user, MemberRole(role)), created
 
 
@@ -104,7 +104,7 @@ def remove_member(organization: str, username: str, *, ledger: LedgerHook | None
     ledger = ledger or _ledger()
     organization_id, name = _organization_id(ledger, organization)
     user = _checked(username, "the user name", MAX_USERNAME)
-    if not ledger.remove_member(organization_id, user):
+    if not ledger.members.remove(organization_id, user):
         raise NotFound(f"{user!r} is not a member of organization {name!r}")
 
 
@@ -114,4 +114,4 @@ def list_members(organization: str | None = None, *, ledger: LedgerHook | None =
     organization_id = None if organization is None else _organization_id(ledger,
                                                                           organization)[0]
     return [Membership(org, user, MemberRole(role))
-            for org, user, role in ledger.list_members(organization_id)]
+            for org, user, role in ledger.members.list(organization_id)]

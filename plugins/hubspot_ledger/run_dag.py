@@ -62,7 +62,7 @@ def find_dag_id(integration_id: int) -> str:
     from hubspot_ledger.dag_factory import dag_id_for
     from hubspot_ledger.hooks.ledger import LedgerHook
 
-    for summary in LedgerHook().list_integrations():
+    for summary in LedgerHook().integrations.list():
         if summary.id == integration_id:
             return dag_id_for(summary)
     from hubspot_ledger.errors import NotFound
@@ -102,7 +102,7 @@ def run_integration_dag(integration_id: int, *, full_refresh: bool = False,
         raise RuntimeError(f"DAG {dag_id} was not built{': ' + errors if errors else ''}")
     # Every task runs in this process, which attends the run (its liveness lock) from before
     # the run exists until it ends: no other run can take it for dead meanwhile.
-    with LedgerHook().run_alive(integration_id, dag_run_id_for(logical_date)), \
+    with LedgerHook().locks.run_alive(integration_id, dag_run_id_for(logical_date)), \
             attend_whole_run(metadata_dag_run_state(dag_id)):
         run = bag.dags[dag_id].test(run_after=logical_date, logical_date=logical_date,
                                     run_conf={"full_refresh": full_refresh})
@@ -249,14 +249,14 @@ def _settle_stopped_run(integration_id: int, logical_date: dt.datetime, message:
     run_id = dag_run_id_for(logical_date)
     # The child is gone; PostgreSQL notices its closed connections within moments.
     deadline = time.monotonic() + STOP_GRACE_SECONDS
-    while ledger.run_is_alive(integration_id, run_id) and time.monotonic() < deadline:
+    while ledger.locks.run_is_alive(integration_id, run_id) and time.monotonic() < deadline:
         time.sleep(0.1)
     with create_session() as session:
         run = session.scalar(select(DagRun).where(DagRun.dag_id == find_dag_id(integration_id),
                                                   DagRun.run_id == run_id))
         if run is not None and str(getattr(run.state, "value", run.state)) in _UNFINISHED:
             _fail_dag_run(run, session)
-    settled = ledger.settle_interrupted_run(integration_id, run_id, message)
+    settled = ledger.locks.settle_interrupted_run(integration_id, run_id, message)
     return run_id if run is not None or settled else None
 
 

@@ -81,7 +81,7 @@ def save_schedule(integration_id: int, schedule: str, *, ledger: LedgerHook | No
     ledger = ledger or LedgerHook()
     value = checked(schedule)
     load_integration(ledger, integration_id)
-    with ledger.connect() as conn, conn.transaction():
+    with ledger.session() as conn, conn.transaction():
         write_schedule(conn, integration_id, value)
     return value
 

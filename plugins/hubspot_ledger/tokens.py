@@ -76,7 +76,7 @@ class IntegrationTokens:
 
     def access_token(self) -> str:
         """A token valid for at least five more minutes; refreshes it first if needed."""
-        current = self._current or self._usable(self.ledger.get_integration(self.integration_id))
+        current = self._current or self._usable(self.ledger.integrations.get(self.integration_id))
         if self._near_expiry(current):
             current = self._refresh(stale=current.access_token, force=False)
         self._current = current
@@ -117,12 +117,12 @@ class IntegrationTokens:
             )
 
         try:
-            return self.ledger.update_tokens_locked(self.integration_id, decide)
+            return self.ledger.tokens.update_locked(self.integration_id, decide)
         except _Revoked as exc:
             # R-AUTH-7: the one refresh failure that is the customer's to fix.
             message = f"{REVOKED_MESSAGE} ({exc})" if str(exc) != REVOKED_MESSAGE \
                 else REVOKED_MESSAGE
-            self.ledger.set_integration_status(self.integration_id, IntegrationStatus.ERROR,
+            self.ledger.integrations.set_status(self.integration_id, IntegrationStatus.ERROR,
                                                message)
             log.error("Integration %s: %s", self.integration_id, message)
             raise ReconnectRequired(message) from None

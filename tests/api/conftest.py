@@ -69,7 +69,7 @@ def books(books: Callable[..., int]) -> Callable[..., int]:
 
     def make(*args: object, **kwargs: object) -> int:
         integration_id = books(*args, **kwargs)
-        organization = LedgerHook().get_integration(integration_id).organization_name
+        organization = LedgerHook().integrations.get(integration_id).organization_name
         for user, role in BOOKS_MEMBERS.items():
             add_member(organization, user, role)
         return integration_id

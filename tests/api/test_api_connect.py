@@ -42,7 +42,7 @@ def deliver(api: AirflowApi, how: str, code: str, state: str) -> requests.Respon
 
 
 def status_of(integration_id: int) -> IntegrationStatus:
-    return LedgerHook().get_integration(integration_id).status
+    return LedgerHook().integrations.get(integration_id).status
 
 
 @pytest.mark.parametrize("how", ["get", "form", "json"])
@@ -65,7 +65,7 @@ def test_full_connect_flow_through_the_consent_redirect(
                                "portal_id": str(sandbox.portal_id), "currency": "USD"}
     for secret in (code, state, sandbox.client_secret):
         assert secret not in response.text
-    integration = LedgerHook().get_integration(integration_id)
+    integration = LedgerHook().integrations.get(integration_id)
     assert integration.status == IntegrationStatus.CONNECTED
     assert integration.remote_id == str(sandbox.portal_id)
     assert integration.access_token and airflow_api.cipher.decrypt(integration.access_token)
@@ -132,7 +132,7 @@ def test_a_code_hubspot_refuses_leaves_the_integration_in_error_saying_what_to_d
     assert response.status_code == 400
     detail = response.json()["detail"]
     assert "authorization code is invalid or was already used" in detail
-    integration = LedgerHook().get_integration(integration_id)
+    integration = LedgerHook().integrations.get(integration_id)
     assert integration.status == IntegrationStatus.ERROR
     assert integration.status_message == detail
     assert integration.access_token is None
@@ -192,7 +192,7 @@ def test_a_consent_for_another_portal_is_409_and_changes_nothing(
     api = fresh_sandbox
     integration_id = books()
     connected_via_api(api, integration_id)
-    before = LedgerHook().get_integration(integration_id)
+    before = LedgerHook().integrations.get(integration_id)
     api.sandbox.add_portal(portal_id=99_999)
     url = consent_url(api, integration_id).replace("/oauth/authorize?",
                                                    "/oauth/99999/authorize?")
@@ -204,7 +204,7 @@ def test_a_consent_for_another_portal_is_409_and_changes_nothing(
     assert response.json() == {"detail": (
         f"Not connected: this integration is connected to portal {api.sandbox.portal_id}; "
         "create a new integration for portal 99999 (nothing was changed)")}
-    assert LedgerHook().get_integration(integration_id) == before
+    assert LedgerHook().integrations.get(integration_id) == before
 
 
 @pytest.mark.parametrize(("fault", "status_code", "said"), [
@@ -221,7 +221,7 @@ def test_hubspot_failing_mid_connect_is_a_json_answer_by_cause(
     api = fresh_sandbox
     fresh, working = books("Fresh Org"), books("Working Org")
     connected_via_api(api, working)
-    before = LedgerHook().get_integration(working)
+    before = LedgerHook().integrations.get(working)
     attempts = {i: api.consent(consent_url(api, i)) for i in (fresh, working)}
     api.sandbox.add_fault(**fault)
 
@@ -231,7 +231,7 @@ def test_hubspot_failing_mid_connect_is_a_json_answer_by_cause(
         assert set(response.json()) == {"detail"} and said in response.json()["detail"]
 
     # R-AUTH-5 for the one not working yet; the working one keeps its connection.
-    integration = LedgerHook().get_integration(fresh)
+    integration = LedgerHook().integrations.get(fresh)
     assert integration.status == IntegrationStatus.ERROR and integration.access_token is None
     assert said in (integration.status_message or "")
-    assert LedgerHook().get_integration(working) == before
+    assert LedgerHook().integrations.get(working) == before

@@ -183,7 +183,7 @@ def cookie_only(api: AirflowApi, method: str, path: str, **kwargs: object) -> re
 def test_trigger_sync_refuses_a_cookie_only_post(airflow_api: AirflowApi,
                                                  books: Callable[..., int]) -> None:
     integration_id = books("Csrf Org", configured=True)
-    LedgerHook().set_integration_status(integration_id, IntegrationStatus.CONNECTED)
+    LedgerHook().integrations.set_status(integration_id, IntegrationStatus.CONNECTED)
     airflow_api.reserialize()
 
     forged = cookie_only(airflow_api, "POST", f"/{integration_id}/trigger-sync/",
@@ -279,7 +279,7 @@ def test_a_state_issued_before_a_key_rotation_still_connects(
                                 params={"code": code, "state": before_rotation})
 
     assert response.status_code == 200, response.text
-    assert LedgerHook().get_integration(integration_id).status == IntegrationStatus.CONNECTED
+    assert LedgerHook().integrations.get(integration_id).status == IntegrationStatus.CONNECTED
 
 
 def test_a_state_of_a_key_no_longer_listed_is_refused(airflow_api: AirflowApi,
@@ -295,7 +295,7 @@ def test_a_state_of_a_key_no_longer_listed_is_refused(airflow_api: AirflowApi,
     assert response.status_code == 400
     assert response.json() == {"detail": "OAuth state signature is invalid; start the "
                                          "connection again"}
-    assert LedgerHook().get_integration(integration_id).status == \
+    assert LedgerHook().integrations.get(integration_id).status == \
         IntegrationStatus.DISCONNECTED
 
 

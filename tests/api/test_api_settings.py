@@ -87,8 +87,8 @@ def test_the_errors_log_newest_first_and_limited(airflow_api: AirflowApi,
     assert airflow_api.call("GET", f"/{integration_id}/errors/").json() == {
         "integration_id": integration_id, "errors": []}
     hook = LedgerHook()
-    hook.log_errors(integration_id, None, "sync_products", [("product", "7", "First problem")])
-    hook.log_errors(integration_id, None, "sync_deals",
+    hook.errors.log(integration_id, None, "sync_products", [("product", "7", "First problem")])
+    hook.errors.log(integration_id, None, "sync_deals",
                     [("deal", "42", "No valid line items")])
 
     everything = airflow_api.call("GET", f"/{integration_id}/errors/").json()["errors"]

@@ -50,7 +50,7 @@ def tenants(books: Callable[..., int]) -> Tenants:
     """Org A and Org B, each ready to sync (connected, settings complete)."""
     a, b = books(ORG_A, configured=True), books(ORG_B, configured=True)
     for integration_id in (a, b):
-        LedgerHook().set_integration_status(integration_id, IntegrationStatus.CONNECTED)
+        LedgerHook().integrations.set_status(integration_id, IntegrationStatus.CONNECTED)
     add_member(ORG_A, "alice", MemberRole.OPERATOR)
     add_member(ORG_B, "bob", MemberRole.OPERATOR)
     return Tenants(a, b)

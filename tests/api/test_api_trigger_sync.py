@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 def ready(books: Callable[..., int], organization: str) -> int:
     """An integration whose setup is complete and which is connected."""
     integration_id = books(organization, configured=True)
-    LedgerHook().set_integration_status(integration_id, IntegrationStatus.CONNECTED)
+    LedgerHook().integrations.set_status(integration_id, IntegrationStatus.CONNECTED)
     return integration_id
 
 
@@ -66,7 +66,7 @@ def test_an_incomplete_setup_is_409_before_anything_is_queued(
 def test_an_integration_in_error_must_reconnect_first(airflow_api: AirflowApi,
                                                       books: Callable[..., int]) -> None:
     integration_id = books("Revoked Org", configured=True)
-    LedgerHook().set_integration_status(integration_id, IntegrationStatus.ERROR,
+    LedgerHook().integrations.set_status(integration_id, IntegrationStatus.ERROR,
                                         "HubSpot access was revoked: reconnect HubSpot")
     response = airflow_api.call("POST", f"/{integration_id}/trigger-sync/")
     assert response.status_code == 409

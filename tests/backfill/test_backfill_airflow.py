@@ -47,14 +47,14 @@ def full_sync(integration_id: int) -> None:
 
 def _integration(sb: SandboxServer, organization: str) -> int:
     hook = LedgerHook()
-    integration_id = hook.create_integration(organization, CUTOFF)
+    integration_id = hook.integrations.create(organization, CUTOFF)
     books(hook, integration_id)
     connect(sb, integration_id)
     return integration_id
 
 
 def _dag_id(integration_id: int) -> str:
-    (summary,) = [s for s in LedgerHook().list_integrations() if s.id == integration_id]
+    (summary,) = [s for s in LedgerHook().integrations.list() if s.id == integration_id]
     return dag_id_for(summary)
 
 

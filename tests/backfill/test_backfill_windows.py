@@ -38,7 +38,7 @@ STEPS = ("invoices", "products", "companies", "deals")
 
 def _integration(sb: SandboxServer, organization: str) -> int:
     hook = LedgerHook()
-    integration_id = hook.create_integration(organization, CUTOFF)
+    integration_id = hook.integrations.create(organization, CUTOFF)
     books(hook, integration_id)
     connect(sb, integration_id)
     return integration_id
@@ -54,7 +54,7 @@ def _sync(integration_id: int, run: str, *, full_refresh: bool = False,
 
 def _airflow_windows(integration_id: int) -> list[tuple[dt.datetime, dt.datetime]]:
     """What `airflow backfill create --from-date <cutoff> --to-date <now>` would create."""
-    (summary,) = [s for s in LedgerHook().list_integrations() if s.id == integration_id]
+    (summary,) = [s for s in LedgerHook().integrations.list() if s.id == integration_id]
     serialized = DagSerialization.from_dict(DagSerialization.to_dict(
         dag_factory.build_dag(summary)))
     infos = _get_info_list(from_date=pendulum.datetime(CUTOFF.year, CUTOFF.month, CUTOFF.day),

@@ -31,7 +31,7 @@ def own_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
 
 
 def _schedule(integration_id: int) -> str:
-    return LedgerHook().get_integration(integration_id).schedule
+    return LedgerHook().integrations.get(integration_id).schedule
 
 
 @pytest.mark.unit
@@ -50,7 +50,7 @@ def test_anything_else_is_not(value: str) -> None:
 @pytest.mark.integration
 def test_cli_sets_the_schedule_and_the_dag_follows_it_at_the_next_parse(
         ledger: psycopg.Connection, capsys: pytest.CaptureFixture[str]) -> None:
-    integration_id = LedgerHook().create_integration("Schedule Co", dt.date(2025, 1, 1))
+    integration_id = LedgerHook().integrations.create("Schedule Co", dt.date(2025, 1, 1))
     ledger.execute("UPDATE ledger.integrations SET status = 'connected' WHERE id = %s",
                    [integration_id])
     assert main(["integration", "set", "--integration", str(integration_id), "--schedule",
@@ -73,7 +73,7 @@ def test_cli_sets_the_schedule_and_the_dag_follows_it_at_the_next_parse(
 @pytest.mark.parametrize("value", ["61 * * * *", "@once"])
 def test_cli_refuses_a_bad_cron_in_one_line_and_saves_nothing(
         ledger: psycopg.Connection, capsys: pytest.CaptureFixture[str], value: str) -> None:
-    integration_id = LedgerHook().create_integration("Schedule Co", dt.date(2025, 1, 1))
+    integration_id = LedgerHook().integrations.create("Schedule Co", dt.date(2025, 1, 1))
     assert main(["integration", "set", "--integration", str(integration_id), "--schedule",
                  value]) == 1
     err = capsys.readouterr().err.strip().splitlines()

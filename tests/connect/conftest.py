@@ -82,7 +82,7 @@ class ConnectEnv:
 
     def new_integration(self, organization: str = "Acme Corp") -> int:
         """A disconnected integration (of a new organization, or an existing one)."""
-        return LedgerHook().create_integration(organization, dt.date(2025, 1, 1))
+        return LedgerHook().integrations.create(organization, dt.date(2025, 1, 1))
 
     def consent(self, url: str) -> tuple[str, str]:
         """Open a consent URL as a browser would, stopping at the redirect: (code, state)."""

@@ -20,9 +20,9 @@ def test_rotate_key_reencrypts_every_token_so_the_old_key_can_go(
         ledger: psycopg.Connection, monkeypatch: pytest.MonkeyPatch) -> None:
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     hook = LedgerHook()
-    integration_id = hook.create_integration("Rotating Ltd", dt.date(2025, 1, 1))
+    integration_id = hook.integrations.create("Rotating Ltd", dt.date(2025, 1, 1))
     before = TokenCipher([old])
-    hook.store_connection(integration_id, TokenUpdate(
+    hook.integrations.store_connection(integration_id, TokenUpdate(
         access_token=before.encrypt("access-secret-1"),
         refresh_token=before.encrypt("refresh-secret-1"), expires_in=1800,
         scope="oauth", token_created_at=dt.datetime.now(dt.UTC)),

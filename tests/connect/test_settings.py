@@ -24,7 +24,7 @@ CODES = {"ar_account": "1100", "deferred_revenue_account": "2400", "expense_acco
 
 
 def connect(integration_id: int) -> None:
-    LedgerHook().set_integration_status(integration_id, IntegrationStatus.CONNECTED)
+    LedgerHook().integrations.set_status(integration_id, IntegrationStatus.CONNECTED)
 
 
 def test_r_set_2_invoice_sync_defaults_to_off(books: Callable[..., int]) -> None:
@@ -84,7 +84,7 @@ def test_a_never_connected_integration_is_setup_incomplete(books: Callable[..., 
 
 def test_an_integration_in_error_must_reconnect(books: Callable[..., int]) -> None:
     integration_id = books(configured=True)
-    LedgerHook().set_integration_status(integration_id, IntegrationStatus.ERROR,
+    LedgerHook().integrations.set_status(integration_id, IntegrationStatus.ERROR,
                                         "HubSpot access was revoked or has expired")
     with pytest.raises(ReconnectRequired, match="reconnect|connect HubSpot"):
         validate_setup(integration_id)
@@ -110,7 +110,7 @@ def test_an_account_of_the_wrong_type_is_refused(books: Callable[..., int]) -> N
 def test_settings_only_resolve_inside_the_integrations_organization(
         books: Callable[..., int]) -> None:
     books("Other Org")  # has accounts 1100… and company Acme Ltd too, in another organization
-    mine = LedgerHook().create_integration("Empty Org", __import__("datetime").date(2025, 1, 1))
+    mine = LedgerHook().integrations.create("Empty Org", __import__("datetime").date(2025, 1, 1))
     with pytest.raises(InvalidInput, match="no account with code '1100' in organization "
                                            "'Empty Org'"):
         save_settings(mine, accounts={"ar_account": "1100"})
@@ -150,7 +150,7 @@ def test_unusual_but_valid_text_still_resolves(books: Callable[..., int],
                                                ledger: psycopg.Connection) -> None:
     """Only what cannot be stored or shown is refused: accents and emoji are fine."""
     integration_id = books()
-    org = LedgerHook().get_integration(integration_id).organization_id
-    LedgerHook().create_company(org, "Café Ünïcode 🚀 GmbH", "EUR")
+    org = LedgerHook().integrations.get(integration_id).organization_id
+    LedgerHook().settings.create_company(org, "Café Ünïcode 🚀 GmbH", "EUR")
     saved = save_settings(integration_id, company="Café Ünïcode 🚀 GmbH")
     assert saved.company == "Café Ünïcode 🚀 GmbH"

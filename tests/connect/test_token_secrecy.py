@@ -57,7 +57,7 @@ def test_r_auth_3_tokens_are_unreadable_in_the_raw_table(env: ConnectEnv) -> Non
         stranger.decrypt(row["refresh_token"])
     assert refresh not in str(err.value)
     # The integration's repr (log lines, tracebacks) carries no token, not even encrypted.
-    shown = repr(LedgerHook().get_integration(integration_id))
+    shown = repr(LedgerHook().integrations.get(integration_id))
     assert row["access_token"] not in shown and row["refresh_token"] not in shown
 
 

@@ -112,7 +112,7 @@ def test_no_integration_no_dag(ledger: psycopg.Connection) -> None:
 
 @pytest.mark.integration
 def test_one_integration_one_dag_in_the_fixed_order(ledger: psycopg.Connection) -> None:
-    integration_id = LedgerHook().create_integration("Acme Corp", dt.date(2025, 1, 1))
+    integration_id = LedgerHook().integrations.create("Acme Corp", dt.date(2025, 1, 1))
     dags = hubspot_dags(parse())
     assert list(dags) == [f"hubspot_sync__acme_corp_{integration_id}"]
     dag = next(iter(dags.values()))
@@ -131,7 +131,7 @@ def test_one_integration_one_dag_in_the_fixed_order(ledger: psycopg.Connection) 
 @pytest.mark.integration
 def test_five_hundred_integrations_parse(ledger: psycopg.Connection) -> None:
     hook = LedgerHook()
-    ids = [hook.create_integration(f"Org {n % 250}", dt.date(2025, 1, 1)) for n in range(500)]
+    ids = [hook.integrations.create(f"Org {n % 250}", dt.date(2025, 1, 1)) for n in range(500)]
     dags = hubspot_dags(parse())
     assert len(dags) == 500
     assert {int(d.rsplit("_", 1)[1]) for d in dags} == set(ids)
@@ -140,7 +140,7 @@ def test_five_hundred_integrations_parse(ledger: psycopg.Connection) -> None:
 @pytest.mark.integration
 def test_ledger_down_keeps_the_dags(ledger: psycopg.Connection, monkeypatch: pytest.MonkeyPatch,
                                     caplog: pytest.LogCaptureFixture) -> None:
-    LedgerHook().create_integration("Acme Corp", dt.date(2025, 1, 1))
+    LedgerHook().integrations.create("Acme Corp", dt.date(2025, 1, 1))
     before = set(hubspot_dags(parse()))
 
     monkeypatch.setenv("AIRFLOW_CONN_LEDGER_DEFAULT", DOWN_LEDGER)
@@ -153,7 +153,7 @@ def test_ledger_down_keeps_the_dags(ledger: psycopg.Connection, monkeypatch: pyt
 @pytest.mark.e2e
 def test_r_set_3_a_run_of_an_unconfigured_integration_stops_at_validate_setup(
         ledger: psycopg.Connection, airflow_home: Path, capfd: pytest.CaptureFixture[str]) -> None:
-    LedgerHook().create_integration("Acme Corp", dt.date(2025, 1, 1))
+    LedgerHook().integrations.create("Acme Corp", dt.date(2025, 1, 1))
     dag = next(iter(hubspot_dags(parse()).values()))
     run = dag.test(logical_date=None)
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}

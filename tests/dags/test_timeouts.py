@@ -33,7 +33,7 @@ def test_every_task_has_an_execution_timeout_and_every_dag_a_dagrun_timeout(
         ledger: psycopg.Connection) -> None:
     hook = LedgerHook()
     for name in ("Acme Corp", "Globex"):
-        hook.create_integration(name, dt.date(2025, 1, 1))
+        hook.integrations.create(name, dt.date(2025, 1, 1))
     bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags"))
     assert bag.import_errors == {}
     dags = {k: v for k, v in bag.dags.items() if k.startswith(dag_factory.DAG_ID_PREFIX)}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -21,6 +20,7 @@ from support import use_sandbox_app
 from sync.portal import books, connect, truncate  # tests/sync/portal.py
 
 from hubspot_ledger.hooks.ledger import LedgerHook
+from hubspot_ledger.load.errors import LedgerBusyError
 from hubspot_ledger.sync.run_report import settle_run
 from hubspot_ledger.sync.runner import run_step
 from hubspot_ledger_tools.sandbox.testing import SandboxServer
@@ -50,7 +50,7 @@ def portal(ledger_db: str) -> Iterator[tuple[SandboxServer, psycopg.Connection]]
 
 def _integration(sb: SandboxServer, organization: str) -> int:
     hook = LedgerHook()
-    integration_id = hook.create_integration(organization, dt.date(2024, 1, 1))
+    integration_id = hook.integrations.create(organization, dt.date(2024, 1, 1))
     books(hook, integration_id)
     connect(sb, integration_id)
     return integration_id
@@ -88,7 +88,7 @@ def test_two_organizations_syncing_at_once_never_touch_each_others_rows(
         portal: tuple[SandboxServer, psycopg.Connection]) -> None:
     sb, conn = portal
     a, b = _integration(sb, "Tenant A"), _integration(sb, "Tenant B")
-    org_a, org_b = (LedgerHook().get_integration(i).organization_id for i in (a, b))
+    org_a, org_b = (LedgerHook().integrations.get(i).organization_id for i in (a, b))
     _run_in_threads(lambda: sync(a), lambda: sync(b))
     counts = _rows_per_org(conn)
     for table in SYNCED:
@@ -119,36 +119,58 @@ def test_two_organizations_syncing_at_once_never_touch_each_others_rows(
                         "organization_id = %s ORDER BY id", [org_b]).fetchall() == before
 
 
+def _write_lock_holders(conn: psycopg.Connection, integration_id: int) -> list[int]:
+    """Backend pids holding the integration's write lock ("HSLG", integration id), as
+    PostgreSQL sees it."""
+    return [int(r[0]) for r in conn.execute(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+        "AND classid = x'48534C47'::int::oid AND objid = %s::oid AND objsubid = 2",
+        [integration_id]).fetchall()]
+
+
+def _items_of(conn: psycopg.Connection, integration_id: int) -> int:
+    row = conn.execute("SELECT count(*) FROM ledger.items i JOIN ledger.integrations g "
+                       "ON g.organization_id = i.organization_id WHERE g.id = %s",
+                       [integration_id]).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 def test_a_run_of_one_integration_never_waits_for_another(
         portal: tuple[SandboxServer, psycopg.Connection]) -> None:
-    sb, _ = portal
+    sb, conn = portal
     a, b = _integration(sb, "Busy A"), _integration(sb, "Free B")
-    with LedgerHook().integration_lock(a):  # A is writing, for as long as this block lasts
-        started = time.monotonic()
+    with LedgerHook().writer(a, "busy-a"):  # A is writing, for as long as this block lasts
+        # A run that found a writer would fail at once (LedgerBusyError): B's completes.
         run_step("products", b, "free-b")
-        assert time.monotonic() - started < 30
+        assert _write_lock_holders(conn, a) != []  # A still held its lock all along
+    assert _items_of(conn, b) > 0
+    assert _items_of(conn, a) == 0
 
 
-def test_two_runs_of_one_integration_never_write_at_the_same_time(
+def test_a_second_run_of_one_integration_fails_fast_and_its_retry_writes(
         portal: tuple[SandboxServer, psycopg.Connection]) -> None:
+    """Issue 11 item 5: a run that finds another run of its integration writing gives its
+    worker slot back at once, saying who writes; Airflow's retry succeeds once that run let go.
+    Two runs of one integration never write at the same time."""
     sb, conn = portal
     a = _integration(sb, "Serial A")
-    released = threading.Event()
-    finished: list[float] = []
-
-    def hold_the_lock() -> None:
-        with LedgerHook().integration_lock(a):
-            time.sleep(2.0)
-            released.set()
-            time.sleep(0.05)
-
-    def second_run() -> None:
-        time.sleep(0.3)  # let the first writer take the lock
-        run_step("products", a, "second")
-        finished.append(time.monotonic())
-        assert released.is_set()  # it could only write after the first let go
-
-    _run_in_threads(hold_the_lock, second_run)
-    assert finished
-    items = conn.execute("SELECT count(*) FROM ledger.items").fetchone()
-    assert items is not None and items[0] > 0
+    with LedgerHook().writer(a, "first-run") as first:
+        holder = first.conn.info.backend_pid
+        with pytest.raises(LedgerBusyError) as busy:
+            run_step("products", a, "second-run")
+        # It did not wait: the first writer holds the lock still, and alone.
+        assert _write_lock_holders(conn, a) == [holder]
+        assert str(busy.value) == (f"another run of integration {a} is writing (dag run "
+                                   "first-run); this try ends and Airflow retries it")
+        assert _items_of(conn, a) == 0
+        failures = conn.execute("SELECT failures FROM ledger.sync_runs WHERE "
+                                "integration_id = %s AND dag_run_id = 'second-run'",
+                                [a]).fetchone()
+        assert failures is not None and failures[0] == {"products": str(busy.value)}
+    assert _write_lock_holders(conn, a) == []  # the first run ended: its lock went with it
+    run_step("products", a, "second-run")  # Airflow's retry of the same try
+    assert _items_of(conn, a) > 0
+    failures = conn.execute("SELECT failures FROM ledger.sync_runs WHERE integration_id = %s "
+                            "AND dag_run_id = 'second-run'", [a]).fetchone()
+    assert failures is not None and failures[0] == {}  # the retry cleared the failure

@@ -108,8 +108,8 @@ def test_integration_create_before_migrate_says_to_migrate(scratch_db: str) -> N
 def test_member_verbs_manage_who_may_act_on_an_organization(
     ledger_db: str, ledger: psycopg.Connection[Any]
 ) -> None:
-    LedgerHook().create_integration("Acme Corp", __import__("datetime").date(2025, 1, 1))
-    LedgerHook().create_integration("Beta Org", __import__("datetime").date(2025, 1, 1))
+    LedgerHook().integrations.create("Acme Corp", __import__("datetime").date(2025, 1, 1))
+    LedgerHook().integrations.create("Beta Org", __import__("datetime").date(2025, 1, 1))
 
     added = run_cli("member", "add", "--organization", "Acme Corp", "--user", "alice",
                     "--role", "editor", ledger_uri=ledger_db)
@@ -162,5 +162,5 @@ def test_member_verbs_manage_who_may_act_on_an_organization(
         "surrogate-org"])
 def test_member_verbs_fail_in_one_line(ledger_db: str, ledger: psycopg.Connection[Any],
                                        args: tuple[str, ...], reason: str) -> None:
-    LedgerHook().create_integration("Acme", __import__("datetime").date(2025, 1, 1))
+    LedgerHook().integrations.create("Acme", __import__("datetime").date(2025, 1, 1))
     assert_failed_in_one_line(run_cli(*args, ledger_uri=ledger_db), re.escape(reason))

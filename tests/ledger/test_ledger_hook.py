@@ -34,7 +34,7 @@ def hook_for(monkeypatch: pytest.MonkeyPatch, uri: str) -> LedgerHook:
 # --- create_integration ---------------------------------------------------------------------
 
 def test_create_integration_starts_disconnected_with_invoices_off(ledger: Conn) -> None:
-    integration_id = LedgerHook().create_integration("Acme", CUTOFF)
+    integration_id = LedgerHook().integrations.create("Acme", CUTOFF)
 
     assert isinstance(integration_id, int)
     row = ledger.execute(
@@ -49,9 +49,9 @@ def test_create_integration_starts_disconnected_with_invoices_off(ledger: Conn) 
 
 
 def test_two_integrations_of_one_organization_share_it(ledger: Conn) -> None:
-    first = LedgerHook().create_integration("Acme", CUTOFF)
-    second = LedgerHook().create_integration("  Acme ", dt.date(2025, 6, 1))
-    other = LedgerHook().create_integration("Globex", CUTOFF)
+    first = LedgerHook().integrations.create("Acme", CUTOFF)
+    second = LedgerHook().integrations.create("  Acme ", dt.date(2025, 6, 1))
+    other = LedgerHook().integrations.create("Globex", CUTOFF)
 
     assert len({first, second, other}) == 3
     orgs = ledger.execute(
@@ -72,7 +72,7 @@ def test_concurrent_creates_of_a_new_organization_make_it_once(ledger: Conn) -> 
         try:
             hook = LedgerHook()
             barrier.wait()
-            ids.append(hook.create_integration("Initech", CUTOFF))
+            ids.append(hook.integrations.create("Initech", CUTOFF))
         except BaseException as exc:  # noqa: BLE001 - surfaced by the assertion below
             errors.append(exc)
 
@@ -90,13 +90,13 @@ def test_concurrent_creates_of_a_new_organization_make_it_once(ledger: Conn) -> 
 @pytest.mark.parametrize("name", ["", "   ", "\t\n"])
 def test_an_empty_organization_name_is_refused(ledger: Conn, name: str) -> None:
     with pytest.raises(ValueError, match="organization name must not be empty"):
-        LedgerHook().create_integration(name, CUTOFF)
+        LedgerHook().integrations.create(name, CUTOFF)
     assert ledger.execute("SELECT count(*) FROM ledger.organizations").fetchone() == (0,)
 
 
 def test_a_datetime_cutoff_is_refused(ledger: Conn) -> None:
     with pytest.raises(TypeError, match="cutoff_date must be a date"):
-        LedgerHook().create_integration("Acme", dt.datetime(2025, 1, 1, 12, 0))  # noqa: DTZ001
+        LedgerHook().integrations.create("Acme", dt.datetime(2025, 1, 1, 12, 0))  # noqa: DTZ001
 
 
 def test_nothing_is_half_created(ledger: Conn) -> None:
@@ -104,7 +104,7 @@ def test_nothing_is_half_created(ledger: Conn) -> None:
     ledger.execute("ALTER TABLE ledger.integration_settings ADD CONSTRAINT t_break CHECK (false)")
     try:
         with pytest.raises(psycopg.errors.CheckViolation):
-            LedgerHook().create_integration("Acme", CUTOFF)
+            LedgerHook().integrations.create("Acme", CUTOFF)
     finally:
         ledger.execute("ALTER TABLE ledger.integration_settings DROP CONSTRAINT t_break")
     assert ledger.execute("SELECT count(*) FROM ledger.organizations").fetchone() == (0,)
@@ -115,12 +115,12 @@ def test_nothing_is_half_created(ledger: Conn) -> None:
 
 def test_list_integrations_returns_what_was_created(ledger: Conn) -> None:
     hook = LedgerHook()
-    first = hook.create_integration("Acme", CUTOFF)
-    second = hook.create_integration("Globex", dt.date(2024, 7, 1))
+    first = hook.integrations.create("Acme", CUTOFF)
+    second = hook.integrations.create("Globex", dt.date(2024, 7, 1))
     ledger.execute("UPDATE ledger.integrations SET status = 'connected', schedule = '@daily' "
                    "WHERE id = %s", [second])
 
-    listed = hook.list_integrations()
+    listed = hook.integrations.list()
 
     org = dict(ledger.execute("SELECT name, id FROM ledger.organizations").fetchall())
     assert listed == [
@@ -132,12 +132,12 @@ def test_list_integrations_returns_what_was_created(ledger: Conn) -> None:
 
 
 def test_list_integrations_is_empty_on_an_empty_ledger(ledger: Conn) -> None:
-    assert LedgerHook().list_integrations() == []
+    assert LedgerHook().integrations.list() == []
 
 
 def test_summaries_round_trip_through_json(ledger: Conn) -> None:
-    LedgerHook().create_integration("Acme", CUTOFF)
-    listed = LedgerHook().list_integrations()
+    LedgerHook().integrations.create("Acme", CUTOFF)
+    listed = LedgerHook().integrations.list()
     cached = json.loads(json.dumps([s.to_dict() for s in listed]))
     assert cached[0]["cutoff_date"] == "2025-01-01"
     assert cached[0]["status"] == "disconnected"
@@ -148,7 +148,7 @@ def test_list_integrations_fails_fast_on_a_closed_port(monkeypatch: pytest.Monke
     hook = hook_for(monkeypatch, "postgresql://postgres@127.0.0.1:1/ledger")
     started = time.monotonic()
     with pytest.raises(LedgerUnavailableError, match="cannot connect to the ledger") as caught:
-        hook.list_integrations(timeout_seconds=2)
+        hook.integrations.list(timeout_seconds=2)
     assert time.monotonic() - started < 2
     assert "\n" not in str(caught.value)
 
@@ -168,20 +168,20 @@ def test_list_integrations_gives_up_on_a_silent_server(
     hook = hook_for(monkeypatch, f"postgresql://postgres@127.0.0.1:{silent_server}/ledger")
     started = time.monotonic()
     with pytest.raises(LedgerUnavailableError):
-        hook.list_integrations(timeout_seconds=2)
+        hook.integrations.list(timeout_seconds=2)
     assert time.monotonic() - started < 4
 
 
 def test_list_integrations_gives_up_on_a_blocked_query(ledger_db: str, ledger: Conn) -> None:
-    LedgerHook().create_integration("Acme", CUTOFF)
+    LedgerHook().integrations.create("Acme", CUTOFF)
     with psycopg.connect(ledger_db) as blocker:
         blocker.execute("LOCK TABLE ledger.integrations IN ACCESS EXCLUSIVE MODE")
         started = time.monotonic()
         with pytest.raises(LedgerUnavailableError, match="did not answer within 1s"):
-            LedgerHook().list_integrations(timeout_seconds=1)
+            LedgerHook().integrations.list(timeout_seconds=1)
         assert time.monotonic() - started < 3
         blocker.rollback()
-    assert len(LedgerHook().list_integrations()) == 1
+    assert len(LedgerHook().integrations.list()) == 1
 
 
 def test_list_integrations_on_an_unmigrated_database_says_migrate(
@@ -189,7 +189,7 @@ def test_list_integrations_on_an_unmigrated_database_says_migrate(
 ) -> None:
     hook = hook_for(monkeypatch, ledger_db.rsplit("/", 1)[0] + f"/{scratch_db}")
     with pytest.raises(LedgerSchemaError, match="hubspot-ledger migrate"):
-        hook.list_integrations()
+        hook.integrations.list()
 
 
 # --- migrate --------------------------------------------------------------------------------

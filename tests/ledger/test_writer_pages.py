@@ -23,7 +23,7 @@ def item(product: str, sku: str, name: str = "Widget") -> ItemDraft:
 
 
 def writer_for(ledger: psycopg.Connection[Any], org: Org) -> tuple[LedgerWriter, Any]:
-    conn = LedgerHook().connect()
+    conn = LedgerHook().new_connection()
     conn.autocommit = True
     return LedgerWriter(conn, org.integration_id, org.id), conn
 

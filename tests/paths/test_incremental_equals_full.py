@@ -182,7 +182,7 @@ class World:
         """A new organization's integration on the portal, with the current settings."""
         self.organizations += 1
         hook = LedgerHook()
-        integration_id = hook.create_integration(f"Paths {self.organizations}", self.cutoff)
+        integration_id = hook.integrations.create(f"Paths {self.organizations}", self.cutoff)
         books(hook, integration_id)
         save_settings(integration_id, sync_invoices=self.invoices_on)
         connect(self.sandbox, integration_id)

@@ -222,7 +222,7 @@ def test_the_killed_run_rule_spares_live_and_concurrent_runs(
     for run in [*airflow, "manual__2024-12-31T00:00:00+00:00"]:  # the last: no such DAG run
         running_row(ledger, integration_id, run)
     current = "manual__2025-01-07T00:00:00+00:00"
-    with LedgerHook().run_alive(integration_id, "manual__2025-01-06T00:00:00+00:00"):
+    with LedgerHook().locks.run_alive(integration_id, "manual__2025-01-06T00:00:00+00:00"):
         settled = settle_interrupted_runs(integration_id, current, airflow.get)
     assert sorted(settled) == ["manual__2024-12-31T00:00:00+00:00",
                                "manual__2025-01-04T00:00:00+00:00",
@@ -308,7 +308,7 @@ def test_sigterm_stops_hubspot_ledger_sync_at_once_and_marks_its_run_failed(
     assert message == ("stopped: hubspot-ledger sync received SIGTERM and stopped this run "
                        "before it finished")
     assert airflow_state(dag_run_id) == "failed"
-    assert not LedgerHook().run_is_alive(integration_id, dag_run_id)  # no process left behind
+    assert not LedgerHook().locks.run_is_alive(integration_id, dag_run_id)  # no process left behind
 
 
 @pytest.mark.e2e
@@ -328,9 +328,9 @@ def test_a_sync_killed_outright_is_marked_failed_by_the_next_run(
     # Nothing could mark it: it stays `running` until the next run. Its DAG-running child
     # followed its parent, so no process attends the run any more.
     deadline = time.monotonic() + 10
-    while LedgerHook().run_is_alive(integration_id, killed) and time.monotonic() < deadline:
+    while LedgerHook().locks.run_is_alive(integration_id, killed) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not LedgerHook().run_is_alive(integration_id, killed)
+    assert not LedgerHook().locks.run_is_alive(integration_id, killed)
     assert run_row(ledger, integration_id, killed) == ("running", None)
 
     sb.clear_faults()

@@ -50,7 +50,7 @@ def portal(ledger_db: str) -> Iterator[tuple[SandboxServer, psycopg.Connection]]
 
 def _integration(sb: SandboxServer, organization: str) -> int:
     hook = LedgerHook()
-    integration_id = hook.create_integration(organization, dt.date(2025, 1, 1))
+    integration_id = hook.integrations.create(organization, dt.date(2025, 1, 1))
     books(hook, integration_id)
     connect(sb, integration_id)
     return integration_id
@@ -136,9 +136,9 @@ def test_a_backfill_window_does_not_move_the_incremental_starting_point(
     integration_id = _integration(sb, "Watermark Ltd")
     sync(integration_id, full_refresh=True)
     ledger = LedgerHook()
-    after_full = ledger.incremental_since(integration_id, -1, incremental_overlap())
+    after_full = ledger.runs.incremental_since(integration_id, -1, incremental_overlap())
     sync(integration_id, window=(EDGES[1], EDGES[2]))
-    assert ledger.incremental_since(integration_id, -1, incremental_overlap()) == after_full
+    assert ledger.runs.incremental_since(integration_id, -1, incremental_overlap()) == after_full
 
 
 def test_only_backfill_runs_with_an_interval_read_a_window() -> None:

@@ -63,7 +63,7 @@ def portal(ledger_db: str) -> Iterator[Portal]:
         mp.setenv("HUBSPOT_LEDGER_INCREMENTAL_OVERLAP_SECONDS", "0")
         truncate(conn)
         hook = LedgerHook()
-        integration_id = hook.create_integration("Incremental Ltd", __import__(
+        integration_id = hook.integrations.create("Incremental Ltd", __import__(
             "datetime").date(2024, 1, 1))
         books(hook, integration_id)
         connect(sb, integration_id)

@@ -54,7 +54,8 @@ def test_a_full_sync_makes_no_per_record_request(
         small: tuple[SandboxServer, psycopg.Connection]) -> None:
     sb, conn = small
     hook = LedgerHook()
-    integration_id = hook.create_integration("Batches Ltd", __import__("datetime").date(2020, 1, 1))
+    integration_id = hook.integrations.create("Batches Ltd",
+                                              __import__("datetime").date(2020, 1, 1))
     books(hook, integration_id)
     connect(sb, integration_id)
     sb.clear_requests()

@@ -23,7 +23,7 @@ def portal(ledger_db: str, airflow_home: Any) -> Iterator[Portal]:
         truncate(conn)
         build_portal(sb)
         hook = LedgerHook()
-        integration_id = hook.create_integration(ORGANIZATION, CUTOFF)
+        integration_id = hook.integrations.create(ORGANIZATION, CUTOFF)
         company_id = books(hook, integration_id)
         conn.execute("INSERT INTO ledger.accounting_periods (company_id, start_date, end_date, "
                      "locked) VALUES (%s, %s, %s, true)", [company_id, *LOCKED])

@@ -247,10 +247,10 @@ def connect(sb: SandboxServer, integration_id: int) -> None:
 def books(hook: LedgerHook, integration_id: int) -> int:
     from hubspot_ledger.integration_settings import save_settings
 
-    org = hook.get_integration(integration_id).organization_id
+    org = hook.integrations.get(integration_id).organization_id
     for code, name, kind in ACCOUNTS.values():
-        hook.create_account(org, code, name, kind)
-    company_id = hook.create_company(org, COMPANY, "USD")
+        hook.settings.create_account(org, code, name, kind)
+    company_id = hook.settings.create_company(org, COMPANY, "USD")
     save_settings(integration_id, accounts={k: v[0] for k, v in ACCOUNTS.items()},
                   company=COMPANY, sync_invoices=True)
     return company_id

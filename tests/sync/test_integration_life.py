@@ -80,7 +80,7 @@ class Life:
         cutoff, invoices, locked = self.settings()
         self.twins += 1
         hook = LedgerHook()
-        twin = hook.create_integration(f"Fresh twin {self.twins}", cutoff)
+        twin = hook.integrations.create(f"Fresh twin {self.twins}", cutoff)
         company = books(hook, twin)
         for start, end in locked:
             self.conn.execute("INSERT INTO ledger.accounting_periods (company_id, start_date, "
@@ -121,7 +121,7 @@ def life(ledger_db: str, airflow_home: Any) -> Iterator[Life]:
         truncate(conn)
         build_portal(sb)
         hook = LedgerHook()
-        integration_id = hook.create_integration("Second Week Ltd", CUTOFF)
+        integration_id = hook.integrations.create("Second Week Ltd", CUTOFF)
         company_id = books(hook, integration_id)
         save_settings(integration_id, sync_invoices=False)
         conn.execute("INSERT INTO ledger.accounting_periods (company_id, start_date, end_date, "

@@ -53,7 +53,7 @@ def portal_a(ledger_db: str) -> Iterator[tuple[SandboxServer, psycopg.Connection
         truncate(conn)
         build_portal(sb)
         hook = LedgerHook()
-        integration_id = hook.create_integration("Portal A Ltd", CUTOFF)
+        integration_id = hook.integrations.create("Portal A Ltd", CUTOFF)
         books(hook, integration_id)
         connect(sb, integration_id)
         yield sb, conn, integration_id

@@ -88,3 +88,12 @@ def test_the_map_layer_does_no_io() -> None:
                  "hubspot_ledger.extract.reads", "hubspot_ledger.sync.steps", "airflow",
                  "psycopg", "requests")
     assert _offenders("hubspot_ledger.mapping", forbidden) == {}
+
+
+def test_the_repositories_import_nothing_upstream() -> None:
+    """The store (LedgerHook's repositories) is part of the load layer: it never reaches up into
+    sync, mapping, extract or staging, nor back into the hooks that own it (issue 11)."""
+    assert "hubspot_ledger.store.runs" in MODULES
+    forbidden = ("hubspot_ledger.sync", "hubspot_ledger.mapping", "hubspot_ledger.extract",
+                 "hubspot_ledger.stage", "hubspot_ledger.hooks")
+    assert _offenders("hubspot_ledger.store", forbidden) == {}

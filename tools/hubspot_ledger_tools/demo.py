@@ -3,6 +3,11 @@
 Set-up (Airflow home, ledger migrations) → HubSpot sandbox → demo organization and integration →
 connect through OAuth → run the integration's DAG → print what landed in the ledger.
 Steps that are not built yet are announced as such, never faked.
+
+The demo keeps to a ledger database of its own (`ledger_demo`, on the server of
+`ledger_default`): the shared `ledger` of this server may hold another checkout's integrations,
+whose tokens are encrypted under that checkout's key. Its DAG is left paused, so that a
+scheduler started later (`make airflow`) does not run it at once.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, urlparse, urlsplit, urlunsplit
 
 import requests
 
@@ -28,13 +33,15 @@ DEMO_ORGANIZATION = "Demo Company"
 DEMO_CUTOFF = dt.date(2024, 1, 1)
 DEMO_APP = {"client_id": "demo-client-id", "client_secret": "demo-client-secret",
             "redirect_uri": "http://localhost:8080/hubspot/oauth-callback"}
-# The demo organization's books: setting → (account code, name, type), and its entity.
+DEMO_DATABASE = "ledger_demo"
+# The demo organization's settings: setting → account code of the default chart
+# (`hubspot-ledger books create`, data/books/default.csv), and its accounting company.
 DEMO_ACCOUNTS = {
-    "ar_account": ("1100", "Accounts receivable", "asset"),
-    "deferred_revenue_account": ("2400", "Deferred revenue", "liability"),
-    "expense_account": ("5000", "Cost of sales", "expense"),
-    "income_account": ("4000", "Revenue", "income"),
-    "clearing_account": ("1190", "HubSpot clearing", "asset"),
+    "ar_account": "1100",
+    "deferred_revenue_account": "2400",
+    "expense_account": "5000",
+    "income_account": "4000",
+    "clearing_account": "1190",
 }
 DEMO_ENTITY = ("Demo Company Ltd", "USD")
 LEDGER_TABLES = ("organizations", "integrations", "customers", "items", "contracts",
@@ -82,10 +89,10 @@ def demo_integration_id() -> int:
     from hubspot_ledger.hooks.ledger import LedgerHook
 
     hook = LedgerHook()
-    existing = [i for i in hook.list_integrations() if i.organization_name == DEMO_ORGANIZATION]
+    existing = [i for i in hook.integrations.list() if i.organization_name == DEMO_ORGANIZATION]
     if existing:
         return existing[0].id
-    return hook.create_integration(DEMO_ORGANIZATION, DEMO_CUTOFF)
+    return hook.integrations.create(DEMO_ORGANIZATION, DEMO_CUTOFF)
 
 
 def use_sandbox_app(url: str) -> None:
@@ -98,24 +105,42 @@ def use_sandbox_app(url: str) -> None:
 
 
 def set_up_books(integration_id: int) -> None:
-    """The accounting product owns accounts and entities; the demo seeds a small chart."""
+    """The accounting product owns accounts and entities; the demo sets up the default chart
+    as `hubspot-ledger books create` does, then the integration's settings."""
+    from hubspot_ledger.books import create_books, template_chart
     from hubspot_ledger.hooks.ledger import LedgerHook
     from hubspot_ledger.integration_settings import save_settings
-    from hubspot_ledger.load.records import AccountType
 
     hook = LedgerHook()
-    org = hook.get_integration(integration_id).organization_id
-    existing = hook.find_account_types(org, [code for code, _, _ in DEMO_ACCOUNTS.values()])
-    for code, name, kind in DEMO_ACCOUNTS.values():
-        if code not in existing:
-            hook.create_account(org, code, name, AccountType(kind))
-    if hook.find_company_id(org, DEMO_ENTITY[0]) is None:
-        hook.create_company(org, *DEMO_ENTITY)
-    settings = save_settings(integration_id,
-                             accounts={k: v[0] for k, v in DEMO_ACCOUNTS.items()},
+    organization = hook.integrations.get(integration_id).organization_name
+    with hook.new_connection() as conn:
+        create_books(conn, organization, *DEMO_ENTITY, template_chart("default"))
+    settings = save_settings(integration_id, accounts=dict(DEMO_ACCOUNTS),
                              company=DEMO_ENTITY[0], sync_invoices=True)
-    print(f"    accounts {', '.join(c for c, _, _ in DEMO_ACCOUNTS.values())}; "
+    print(f"    accounts {', '.join(DEMO_ACCOUNTS.values())}; "
           f"company {settings.company}; invoice sync on")
+
+
+def demo_ledger_uri(configured: str) -> str:
+    """`ledger_default` (a URI or Airflow's JSON form) pointed at the demo's own database."""
+    if configured.lstrip().startswith("{"):
+        connection = json.loads(configured)
+        return json.dumps({**connection, "schema": DEMO_DATABASE})
+    parts = urlsplit(configured)
+    return urlunsplit(parts._replace(path=f"/{DEMO_DATABASE}"))
+
+
+def pause_dag(dag_id: str) -> None:
+    """Leave the demo's DAG paused: a scheduler started later must not run it at once."""
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import update
+
+    with create_session() as session:
+        session.execute(update(DagModel).where(DagModel.dag_id == dag_id)
+                        .values(is_paused=True))
+    print(f"    DAG {dag_id} left paused (unpause it in the Airflow UI to let the scheduler run "
+          "it)")
 
 
 def connect_through_oauth(integration_id: int) -> None:
@@ -153,6 +178,7 @@ def run_dag(integration_id: int) -> str:
     run = dag.test(run_after=now, logical_date=now)
     for ti in sorted(run.get_task_instances(), key=lambda t: t.start_date or dt.datetime.max):
         print(f"    {ti.task_id:<26} {ti.state}")
+    pause_dag(dag.dag_id)
     return str(run.state)
 
 
@@ -165,21 +191,21 @@ def print_ledger(integration_id: int) -> None:
 
     hook = LedgerHook()
     say("What landed in the ledger (rows per table)")
-    for table, count in hook.table_counts(LEDGER_TABLES).items():
+    for table, count in hook.overview.table_counts(LEDGER_TABLES).items():
         print(f"    {table:<26} {count}")
     say("Draft contracts from closed-won deals (first 8)")
-    for name, customer, total, currency, lines in hook.contract_overview(integration_id, 8):
+    for name, customer, total, currency, lines in hook.overview.contracts(integration_id, 8):
         print(f"    {fit(name, 34):<34} {fit(customer, 22):<22} {total:>12,.2f} "
               f"{display_safe(currency)} "
               f"({lines} obligation{'s' if lines != 1 else ''})")
-    run = hook.latest_sync_run(integration_id)
+    run = hook.runs.latest(integration_id)
     if run is not None:
         say("The run's report (the report task logs the same)")
-        errors = hook.count_run_errors(run["id"])
+        errors = hook.runs.count_errors(run["id"])
         report = render(run["id"], integration_id, run["status"] == "success", run["counts"],
                         errors, run["message"])
         print("\n".join(f"    {display_safe(line)}" for line in report.splitlines()))
-        logged = [e for e in hook.list_errors(integration_id) if e.sync_run_id == run["id"]]
+        logged = [e for e in hook.errors.list(integration_id) if e.sync_run_id == run["id"]]
         if logged:
             say("Skipped or failed, and why (the errors log: hubspot-ledger errors)")
             for error in logged[:12]:
@@ -189,13 +215,15 @@ def print_ledger(integration_id: int) -> None:
 
 def main() -> int:
     apply_airflow_env_defaults()
+    os.environ["AIRFLOW_CONN_LEDGER_DEFAULT"] = demo_ledger_uri(
+        os.environ["AIRFLOW_CONN_LEDGER_DEFAULT"])
     logging.basicConfig(level=logging.WARNING)
     say("Preparing the Airflow home (embedded metadata DB)")
     print(f"    {prepare_airflow_home()}")
 
     from hubspot_ledger.hooks.ledger import LedgerHook
 
-    say("Migrating the ledger")
+    say(f"Migrating the demo's ledger database ({DEMO_DATABASE})")
     applied = LedgerHook().migrate(create_database=True)
     print(f"    {'applied ' + ', '.join(applied) if applied else 'schema up to date'}")
 

@@ -293,16 +293,16 @@ def new_integration(sb: SandboxServer, organization: str) -> int:
     from hubspot_ledger.load.records import AccountType
 
     hook = LedgerHook()
-    integration_id = hook.create_integration(organization, CUTOFF)
-    org = hook.get_integration(integration_id).organization_id
+    integration_id = hook.integrations.create(organization, CUTOFF)
+    org = hook.integrations.get(integration_id).organization_id
     accounts = {"ar_account": ("1100", AccountType.ASSET),
                 "deferred_revenue_account": ("2400", AccountType.LIABILITY),
                 "expense_account": ("5000", AccountType.EXPENSE),
                 "income_account": ("4000", AccountType.INCOME),
                 "clearing_account": ("1190", AccountType.ASSET)}
     for code, kind in accounts.values():
-        hook.create_account(org, code, f"Account {code}", kind)
-    hook.create_company(org, "Books Ltd", "USD")
+        hook.settings.create_account(org, code, f"Account {code}", kind)
+    hook.settings.create_company(org, "Books Ltd", "USD")
     save_settings(integration_id, accounts={k: v[0] for k, v in accounts.items()},
                   company="Books Ltd", sync_invoices=True)
     connect(sb, integration_id)

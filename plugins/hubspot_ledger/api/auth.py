@@ -130,7 +130,7 @@ def authorize(integration_id: int, user: BaseUser, need: Need) -> Access:
 
     username = user.get_name()
     missing = NotFound(f"Integration {integration_id} does not exist")
-    found = (LedgerHook().integration_for_user(integration_id, username)
+    found = (LedgerHook().integrations.for_user(integration_id, username)
              if 0 < integration_id <= _MAX_ID else None)
     if found is None:
         raise missing

@@ -1,6 +1,6 @@
 """One integration: queue a sync, read and save its settings, read its errors log.
 
-Thin over the service functions the CLI uses (`integration_settings`, `LedgerHook.list_errors`);
+Thin over the service functions the CLI uses (`integration_settings`, `LedgerHook.errors.list`);
 the handlers are plain `def`, so FastAPI runs their blocking ledger calls in its thread pool.
 
 Every route acts only within the caller's organizations (api/auth.py): reading needs a member's
@@ -78,5 +78,5 @@ def read_errors(access: Annotated[Access, Depends(can_read)],
                 all: Annotated[bool, Query(description="include resolved entries and "
                                                         "warnings")] = False) -> ErrorsLog:
     return ErrorsLog.of(access.integration_id,
-                        LedgerHook().list_errors(access.integration_id, limit=limit,
+                        LedgerHook().errors.list(access.integration_id, limit=limit,
                                                  open_only=not all))

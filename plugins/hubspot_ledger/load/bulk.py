@@ -3,10 +3,12 @@
 `LedgerWriter.upsert_contracts`/`upsert_invoices` load a whole page of documents (with their lines)
 through these: one query to read what is mapped, one INSERT (ids allocated up front, so rows and
 their remote ids stay paired), one UPDATE and one DELETE per table, one upsert of the integration
-records — instead of a dozen round trips per document. Arrays travel as `unnest` parameters.
+records — instead of a dozen round trips per document. Rows travel by COPY into a scratch table
+of the session, then one INSERT … SELECT or UPDATE … FROM (issue 12); a row or a link that
+already holds these values is left alone, so a re-run rewrites nothing.
 
 Nothing here decides business rules; the writer does (which documents change, which are refused)
-and falls back to its record-by-record path if a statement of the page fails.
+and redoes a failing page record by record through the same statements.
 """
 
 from __future__ import annotations
@@ -57,10 +59,6 @@ INVOICE_LINES = Table("invoice_lines", (
     ("quantity", "numeric"), ("unit_price", "numeric"), ("amount", "numeric")))
 
 
-def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
-    return [[row[i] for row in rows] for i in range(width)]
-
-
 def allocate_ids(conn: psycopg.Connection[Any], table: Table, count: int) -> list[int]:
     if count == 0:
         return []
@@ -70,37 +68,57 @@ def allocate_ids(conn: psycopg.Connection[Any], table: Table, count: int) -> lis
     return [int(r[0]) for r in rows]
 
 
+def _load(conn: psycopg.Connection[Any], table: Table, ids: Sequence[int],
+          rows: Sequence[Sequence[Any]]) -> sql.Composed:
+    """COPY (id, *values) rows into this session's scratch table for `table`, emptied first;
+    returns its name for the set-based statement that follows. COPY is the cheapest way into
+    PostgreSQL for a page of rows; the scratch table lives as long as the connection, and
+    keeps nothing past the transaction (ON COMMIT DELETE ROWS)."""
+    scratch = sql.Identifier(f"load_{table.name}")
+    columns = sql.SQL(", ").join(
+        sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t))
+        for c, t in (("id", "bigint"), *table.columns))
+    # One round trip: no parameters, so psycopg may send both statements at once.
+    conn.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {t} ({cols}) ON COMMIT DELETE ROWS; "
+                         "DELETE FROM {t}").format(t=scratch, cols=columns))
+    with conn.cursor().copy(sql.SQL("COPY {} FROM STDIN").format(scratch)) as copy:
+        for local_id, row in zip(ids, rows, strict=True):
+            copy.write_row((local_id, *row))
+    return sql.SQL("pg_temp.{}").format(scratch)
+
+
 def insert_rows(conn: psycopg.Connection[Any], table: Table, organization_id: int,
                 rows: Sequence[Sequence[Any]]) -> list[int]:
     """Insert `rows` (values in `table.columns` order); returns their new ids, in order."""
     ids = allocate_ids(conn, table, len(rows))
     if not ids:
         return ids
-    arrays = sql.SQL(", ").join(sql.SQL("%s::{}[]").format(sql.SQL(t)) for _, t in table.columns)
-    query = sql.SQL(
+    scratch = _load(conn, table, ids, rows)
+    names = sql.SQL(", ").join(map(sql.Identifier, table.names))
+    conn.execute(sql.SQL(
         "INSERT INTO ledger.{table} (id, organization_id, {cols}) OVERRIDING SYSTEM VALUE "
-        "SELECT v.id, %s, {vcols} FROM unnest(%s::bigint[], {arrays}) AS v(id, {vcols})"
-    ).format(table=sql.Identifier(table.name),
-             cols=sql.SQL(", ").join(map(sql.Identifier, table.names)),
-             vcols=sql.SQL(", ").join(map(sql.Identifier, table.names)), arrays=arrays)
-    conn.execute(query, [organization_id, ids, *_columns(rows, len(table.columns))])
+        "SELECT id, %s, {cols} FROM {scratch}"
+    ).format(table=sql.Identifier(table.name), cols=names, scratch=scratch), [organization_id])
     return ids
 
 
 def update_rows(conn: psycopg.Connection[Any], table: Table, organization_id: int,
                 ids: Sequence[int], rows: Sequence[Sequence[Any]]) -> None:
-    """Set every column of `table` on the rows `ids` (each id's values in `rows`)."""
+    """Set every column of `table` on the rows `ids` (each id's values in `rows`). A row
+    whose values are already these is not touched: no new row version, no index upkeep, and
+    its updated_at keeps saying when it last changed."""
     if not ids:
         return
-    arrays = sql.SQL(", ").join(sql.SQL("%s::{}[]").format(sql.SQL(t)) for _, t in table.columns)
-    query = sql.SQL(
-        "UPDATE ledger.{table} AS t SET {sets} FROM unnest(%s::bigint[], {arrays}) "
-        "AS v(id, {vcols}) WHERE t.id = v.id AND t.organization_id = %s"
-    ).format(table=sql.Identifier(table.name),
-             sets=sql.SQL(", ").join(sql.SQL("{c} = v.{c}").format(c=sql.Identifier(c))
-                                     for c in table.names),
-             vcols=sql.SQL(", ").join(map(sql.Identifier, table.names)), arrays=arrays)
-    conn.execute(query, [list(ids), *_columns(rows, len(table.columns)), organization_id])
+    scratch = _load(conn, table, ids, rows)
+    cols = [sql.Identifier(c) for c in table.names]
+    conn.execute(sql.SQL(
+        "UPDATE ledger.{table} AS t SET {sets} FROM {scratch} AS v "
+        "WHERE t.id = v.id AND t.organization_id = %s AND ({old}) IS DISTINCT FROM ({new})"
+    ).format(table=sql.Identifier(table.name), scratch=scratch,
+             sets=sql.SQL(", ").join(sql.SQL("{c} = v.{c}").format(c=c) for c in cols),
+             old=sql.SQL(", ").join(sql.SQL("t.{}").format(c) for c in cols),
+             new=sql.SQL(", ").join(sql.SQL("v.{}").format(c) for c in cols)),
+        [organization_id])
 
 
 def delete_rows(conn: psycopg.Connection[Any], table: Table, organization_id: int,
@@ -129,7 +147,11 @@ def upsert_links(conn: psycopg.Connection[Any], integration_id: int,
         "SELECT %s, * FROM unnest(%s::text[], %s::text[], %s::text[], %s::bigint[], %s::text[]) "
         "ON CONFLICT (integration_id, remote_type, remote_id) DO UPDATE SET "
         "local_table = EXCLUDED.local_table, local_id = EXCLUDED.local_id, "
-        "fingerprint = EXCLUDED.fingerprint",
+        "fingerprint = EXCLUDED.fingerprint "
+        # A link that already says this (a kept line) is not rewritten.
+        "WHERE (integration_records.local_table, integration_records.local_id, "
+        "integration_records.fingerprint) IS DISTINCT FROM "
+        "(EXCLUDED.local_table, EXCLUDED.local_id, EXCLUDED.fingerprint)",
         [integration_id, [x.remote_type for x in links], [x.remote_id for x in links],
          [x.local_table for x in links], [x.local_id for x in links],
          [x.fingerprint for x in links]])

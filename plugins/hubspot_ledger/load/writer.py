@@ -362,10 +362,7 @@ class LedgerWriter:
                                          else d.customer.remote_id],
                  d.status.value, d.name, d.memo, d.currency, d.contract_date, d.total_amount)
                 for d in todo]
-        ids = bulk.insert_rows(self.conn, bulk.CONTRACTS, self.organization_id, rows[:len(new)])
-        old_ids = [state[d.remote_id][0] for d in changed]
-        bulk.update_rows(self.conn, bulk.CONTRACTS, self.organization_id, old_ids,
-                         rows[len(new):])
+        ids, old_ids = self._write(bulk.CONTRACTS, rows, len(new), changed, state)
         self._lines_page(bulk.OBLIGATIONS, "contract_id", [
             (local_id, local_id in old_ids,
              [(o.remote_id, (items[o.item.remote_id], o.description, o.quantity, o.unit_price,
@@ -374,6 +371,16 @@ class LedgerWriter:
             for d, local_id in zip(todo, ids + old_ids, strict=True)])
         return self._linked(RemoteType.DEAL, "contracts", drafts, prints, outcomes, new, ids,
                             changed, old_ids)
+
+    def _write(self, table: bulk.Table, rows: Sequence[tuple[Any, ...]], new: int,
+               changed: Sequence[D], state: dict[str, tuple[int, str | None, str | None]]
+               ) -> tuple[list[int], list[int]]:
+        """The first `new` rows inserted, the rest written over the changed documents' rows;
+        returns the new ids and the changed ones, in order."""
+        ids = bulk.insert_rows(self.conn, table, self.organization_id, rows[:new])
+        old_ids = [state[d.remote_id][0] for d in changed]
+        bulk.update_rows(self.conn, table, self.organization_id, old_ids, rows[new:])
+        return ids, old_ids
 
     def _classify(self, remote_type: RemoteType, drafts: Sequence[D],
                   check: Callable[[D], None] | None = None
@@ -416,10 +423,7 @@ class LedgerWriter:
         items = self._item_ids([line.item for d in todo for line in d.lines])
         rows = [(company_id, customer_id, ContractStatus.DRAFT.value, d.number, d.invoice_date,
                  d.due_date, d.currency, d.total_amount) for d in todo]
-        ids = bulk.insert_rows(self.conn, bulk.INVOICES, self.organization_id, rows[:len(new)])
-        old_ids = [state[d.remote_id][0] for d in changed]
-        bulk.update_rows(self.conn, bulk.INVOICES, self.organization_id, old_ids,
-                         rows[len(new):])
+        ids, old_ids = self._write(bulk.INVOICES, rows, len(new), changed, state)
         self._lines_page(bulk.INVOICE_LINES, "invoice_id", [
             (local_id, local_id in old_ids,
              [(line.remote_key, (items[line.item.remote_id], line.description, line.quantity,

@@ -16,15 +16,15 @@ def settle_run(integration_id: int, dag_run_id: str, *, ledger: LedgerHook | Non
     """Finish the run's row (success only when every expected step recorded its counts and
     none failed) and clear its staging. Returns (succeeded, report text)."""
     ledger = ledger or LedgerHook()
-    run_id = ledger.start_sync_run(integration_id, dag_run_id)
-    run = ledger.get_sync_run(run_id)
+    run_id = ledger.runs.start(integration_id, dag_run_id)
+    run = ledger.runs.get(run_id)
     counts: dict[str, dict[str, int]] = run["counts"] or {}
     expected = ["products", "companies", "deals"]
     # The branch's decision for this run (item 8 of issue 10); a run driven without the branch
     # (tests, tools) falls back to the toggle.
     invoices = run.get("sync_invoices")
     if invoices is None:
-        invoices = ledger.get_settings(integration_id).sync_invoices
+        invoices = ledger.settings.get(integration_id).sync_invoices
     if invoices:
         expected.insert(0, "invoices")
     missing = [s for s in expected if s not in counts]
@@ -32,11 +32,11 @@ def settle_run(integration_id: int, dag_run_id: str, *, ledger: LedgerHook | Non
     ok = not missing and not failures
     message = "; ".join(f"{step}: {why}" for step, why in failures.items()) or (
         f"did not finish: {', '.join(missing)}" if missing else None)
-    ledger.finish_sync_run(run_id, SyncRunStatus.SUCCESS if ok else SyncRunStatus.FAILED,
+    ledger.runs.finish(run_id, SyncRunStatus.SUCCESS if ok else SyncRunStatus.FAILED,
                            message)
-    ledger.clear_staging(run_id)
-    errors = ledger.count_run_errors(run_id)
-    open_problems = ledger.count_open_errors(integration_id)
+    ledger.runs.clear_staging(run_id)
+    errors = ledger.runs.count_errors(run_id)
+    open_problems = ledger.errors.count_open(integration_id)
     return ok, render(run_id, integration_id, ok, counts, errors, message,
                       reads=run.get("reads") or {}, open_problems=open_problems)
 

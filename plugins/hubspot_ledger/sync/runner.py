@@ -55,7 +55,7 @@ def _decide(ledger: LedgerHook, integration: Integration, remote_type: RemoteTyp
     full = {"since": None, "cutoff": cutoff.isoformat()}
     if full_refresh:
         return {**full, "why": "full read (full refresh requested)"}
-    covered = ledger.coverage(integration.id, remote_type.value)
+    covered = ledger.runs.coverage(integration.id, remote_type.value)
     if covered is None:
         why = ("full read (invoice sync was off or never read completely)"
                if remote_type is RemoteType.INVOICE else "full read (first complete read)")
@@ -77,14 +77,14 @@ def _reads(ledger: LedgerHook, integration: Integration, run_id: int, step: str,
         # The window holding the cutoff reads from the beginning, the latest one up to now
         # (backfill_windows.reach says why).
         since, until = reach(window, integration.cutoff_date, dt.datetime.now(dt.UTC))
-        ledger.set_run_mode(run_id, "window", window)
+        ledger.runs.set_mode(run_id, "window", window)
         log.info("Backfill window %s to %s: records HubSpot last modified from %s to %s",
                  *window, "the beginning" if since == BEGINNING else since, until or "now")
         return Window(since=since, until=until), integration.cutoff_date
     remote_type = STEP_TYPE[step]
-    read = ledger.run_read(run_id, remote_type.value) or ledger.decide_run_read(
+    read = ledger.runs.read(run_id, remote_type.value) or ledger.runs.decide_read(
         run_id, remote_type.value, _decide(ledger, integration, remote_type, full_refresh))
-    ledger.set_run_mode(run_id, "full" if full_refresh else "incremental")
+    ledger.runs.set_mode(run_id, "full" if full_refresh else "incremental")
     log.info("%s: %s", step, read["why"])
     cutoff = dt.date.fromisoformat(read["cutoff"])
     if read["since"] is None:
@@ -99,7 +99,7 @@ def run_step(step: str, integration_id: int, dag_run_id: str, *, full_refresh: b
     last modified inside it; otherwise the run reads everything (first run, `full_refresh`) or
     what changed since the last full or incremental run."""
     ledger = ledger or LedgerHook()
-    run_id = ledger.start_sync_run(integration_id, dag_run_id)
+    run_id = ledger.runs.start(integration_id, dag_run_id)
     try:
         integration, settings = validate_setup(integration_id, ledger=ledger)
         reads, cutoff = _reads(ledger, integration, run_id, step, full_refresh, window)
@@ -108,26 +108,26 @@ def run_step(step: str, integration_id: int, dag_run_id: str, *, full_refresh: b
         limiter = ledger.rate_limiter(str(integration.remote_id))
         hook = HubSpotHook(token_source=IntegrationTokens(integration_id, ledger=ledger),
                            limiter=limiter)
-        log.info("%s: integration %s (%s), portal %s, cutoff %s; waiting for its write lock",
+        log.info("%s: integration %s (%s), portal %s, cutoff %s; taking its write lock",
                  step, integration.id, integration.organization_name, integration.remote_id,
                  integration.cutoff_date)
         try:
-            with ledger.writer(integration_id) as writer:
+            with ledger.writer(integration_id, dag_run_id) as writer:
                 counts = STEPS[step](steps.StepContext(
                     integration=integration, settings=settings, mapping=mapping, hook=hook,
-                    writer=writer, run_id=run_id, window=reads, connect=ledger.connect,
+                    writer=writer, run_id=run_id, window=reads, connect=ledger.new_connection,
                     retry_open=window is None))
         finally:
             limiter.close()
         log.info("%s: %s HubSpot requests, %.1fs waited for the portal's rate budget", step,
                  f"{hook.requests_sent:,}", limiter.waited)
     except Exception as exc:
-        ledger.note_run_failure(run_id, step, str(exc))
+        ledger.runs.note_failure(run_id, step, str(exc))
         raise
     if window is None and step in COMPLETES:
-        ledger.cover(integration_id, STEP_TYPE[step].value, cutoff, run_id)
-    ledger.add_run_counts(run_id, step, counts)
-    ledger.clear_run_failure(run_id, step)
+        ledger.runs.cover(integration_id, STEP_TYPE[step].value, cutoff, run_id)
+    ledger.runs.add_counts(run_id, step, counts)
+    ledger.runs.clear_failure(run_id, step)
     return counts
 
 
@@ -161,7 +161,7 @@ def attend(integration_id: int, dag_run_id: str) -> Iterator[None]:
     if _whole_run:
         yield
         return
-    with LedgerHook().run_alive(integration_id, dag_run_id):
+    with LedgerHook().locks.run_alive(integration_id, dag_run_id):
         yield
 
 
@@ -197,7 +197,7 @@ def settle_interrupted_runs(integration_id: int, dag_run_id: str, dag_run_state:
     above), as failed with a message saying why. Returns their DAG run ids."""
     ledger = ledger or LedgerHook()
     settled: list[str] = []
-    for _, other in ledger.unattended_runs(integration_id, dag_run_id):
+    for _, other in ledger.locks.unattended_runs(integration_id, dag_run_id):
         try:
             state = dag_run_state(other)
         except Exception:  # noqa: BLE001 - when in doubt, leave the run alone
@@ -208,7 +208,7 @@ def settle_interrupted_runs(integration_id: int, dag_run_id: str, dag_run_state:
             continue  # running or queued: Airflow will still run (or time out) its tasks
         message = (f"interrupted: {_WHY[state]}; the next run ({dag_run_id}) took over "
                    "and marked it failed")
-        if ledger.settle_interrupted_run(integration_id, other, message):
+        if ledger.locks.settle_interrupted_run(integration_id, other, message):
             log.warning("Run %s of integration %s was still `running`: %s", other,
                         integration_id, message)
             settled.append(other)

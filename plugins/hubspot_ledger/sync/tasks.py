@@ -90,11 +90,11 @@ def choose_invoice_branch(integration_id: int, **context: Any) -> list[str]:
     from hubspot_ledger.load.records import RemoteType
 
     ledger = LedgerHook()
-    on = ledger.get_settings(integration_id).sync_invoices
-    ledger.set_run_invoices(ledger.start_sync_run(integration_id, _dag_run_id(context)), on)
+    on = ledger.settings.get(integration_id).sync_invoices
+    ledger.runs.set_invoices(ledger.runs.start(integration_id, _dag_run_id(context)), on)
     _settle_interrupted_runs(integration_id, context)
     if not on:
-        ledger.drop_coverage(integration_id, RemoteType.INVOICE.value)
+        ledger.runs.drop_coverage(integration_id, RemoteType.INVOICE.value)
     log.info("Invoice sync for integration %s: %s", integration_id, "on" if on else "off")
     return [INVOICES_TASK, PRODUCTS_TASK] if on else [PRODUCTS_TASK]
 
@@ -185,7 +185,7 @@ def _clear_failure(integration_id: int, context: dict[str, Any], task: str) -> N
     from hubspot_ledger.hooks.ledger import LedgerHook
 
     ledger = LedgerHook()
-    ledger.clear_run_failure(ledger.start_sync_run(integration_id, _dag_run_id(context)), task)
+    ledger.runs.clear_failure(ledger.runs.start(integration_id, _dag_run_id(context)), task)
 
 
 def _note_failure(integration_id: int, context: dict[str, Any], task: str,
@@ -197,7 +197,7 @@ def _note_failure(integration_id: int, context: dict[str, Any], task: str,
         if isinstance(exc, NotFound):
             return  # no integration, no run row to write to
         ledger = LedgerHook()
-        ledger.note_run_failure(ledger.start_sync_run(integration_id, _dag_run_id(context)),
+        ledger.runs.note_failure(ledger.runs.start(integration_id, _dag_run_id(context)),
                                 task, str(exc))
     except Exception:  # noqa: BLE001 - the original failure is what the operator must see
         log.warning("Could not record the failure in the sync run", exc_info=True)

@@ -79,7 +79,7 @@ def connected_integration(sb: SandboxServer, cutoff: dt.date) -> int:
     from hubspot_ledger_tools import demo
 
     demo.use_sandbox_app(sb.url)
-    integration_id = LedgerHook().create_integration(ORGANIZATION, cutoff)
+    integration_id = LedgerHook().integrations.create(ORGANIZATION, cutoff)
     demo.set_up_books(integration_id)
     demo.connect_through_oauth(integration_id)
     return integration_id

@@ -73,8 +73,8 @@ def measure(count: int, repeats: int = 3) -> dict[str, Any]:
     from hubspot_ledger.hooks.ledger import LedgerHook
 
     hook = LedgerHook()
-    for n in range(len(hook.list_integrations()), count):
-        hook.create_integration(f"Parse Org {n}", dt.date(2025, 1, 1))
+    for n in range(len(hook.integrations.list()), count):
+        hook.integrations.create(f"Parse Org {n}", dt.date(2025, 1, 1))
     proc = subprocess.run(  # noqa: S603 - our own module
         [sys.executable, "-m", "hubspot_ledger_tools.bench.parse_time",
          "--integrations", str(count), "--repeats", str(repeats)],

@@ -128,7 +128,7 @@ def run_phase(integration_id: int, dag_run_id: str, meter: Meter) -> dict[str, A
     from hubspot_ledger.sync.runner import run_step
 
     steps = list(STEP_ORDER)
-    if not LedgerHook().get_settings(integration_id).sync_invoices:
+    if not LedgerHook().settings.get(integration_id).sync_invoices:
         steps.remove("invoices")
     results: list[StepResult] = []
     start = time.perf_counter()
