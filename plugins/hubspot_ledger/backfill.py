@@ -63,7 +63,7 @@ def _utc_midnight(day: dt.date) -> dt.datetime:
 
 
 def start(integration_id: int, *, from_date: dt.date | None = None,
-          to_date: dt.date | None = None, unpause: bool = False, max_active_runs: int = 2,
+          to_date: dt.date | None = None, unpause: bool = False, max_active_runs: int = 1,
           say: Callable[[str], None] = print) -> Backfill:
     """Check, then ask Airflow for the backfill; returns it with its windows (queued)."""
     from hubspot_ledger.config import prepare_airflow_home

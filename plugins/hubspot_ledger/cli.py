@@ -287,8 +287,10 @@ def _add_schedule_and_backfill_verbs(verbs: argparse._SubParsersAction[_Parser],
                      help="default: now")
     run.add_argument("--unpause", action="store_true",
                      help="unpause the integration's DAG if it is paused (otherwise refused)")
-    run.add_argument("--max-active-runs", type=int, default=2,
-                     help="windows run side by side (their writes take turns); default 2")
+    run.add_argument("--max-active-runs", type=int, default=1,
+                     help="windows run side by side; default 1: a window writes under the "
+                          "integration's write lock, which a second one finds busy (its task "
+                          "then ends and Airflow retries it later)")
     run.add_argument("--no-wait", action="store_true",
                      help="return once the runs are queued instead of following them")
     run.set_defaults(func=cmd_backfill)
