@@ -16,6 +16,7 @@ from airflow.plugins_manager import AirflowPlugin
 
 from hubspot_ledger import ledger_pool_listener
 from hubspot_ledger.api import URL_PREFIX, LazyApp
+from hubspot_ledger.timetable import SyncTimetable
 from hubspot_ledger.ui import UI_PREFIX
 
 
@@ -37,3 +38,6 @@ class HubSpotLedgerPlugin(AirflowPlugin):
     ]
     # Creates the DAGs' Airflow pool as a scheduler, DAG processor or triggerer starts.
     listeners = [ledger_pool_listener]
+    # The integration DAGs' timetable (cron schedule, monthly backfill windows): Airflow finds
+    # a custom timetable again among the plugins' when it reads a serialized DAG.
+    timetables = [SyncTimetable]
