@@ -50,6 +50,9 @@ class SettingsUpdate(BaseModel):
     clearing_account: str | None = None
     company: str | None = None
     sync_invoices: bool | None = None
+    schedule: str | None = Field(
+        None, description="the DAG's cron schedule in UTC ('0 * * * *', or @hourly, @daily…); "
+                          "checked before anything is saved (422 if Airflow cannot run on it)")
 
 
 class Settings(BaseModel):
@@ -61,12 +64,15 @@ class Settings(BaseModel):
     clearing_account: str | None
     company: str | None
     sync_invoices: bool
+    schedule: str | None = Field(None, description="the DAG's cron schedule (UTC); the DAG "
+                                                   "follows a change at its next parse")
     missing: list[str] = Field(description="required settings not set yet (or pointing at a "
                                            "deleted record); empty when setup is complete")
 
     @classmethod
-    def of(cls, settings: IntegrationSettings, missing: list[str]) -> Settings:
-        return cls(**settings.to_dict(), missing=missing)
+    def of(cls, settings: IntegrationSettings, missing: list[str],
+           schedule: str | None = None) -> Settings:
+        return cls(**settings.to_dict(), schedule=schedule, missing=missing)
 
 
 class ErrorEntry(BaseModel):
