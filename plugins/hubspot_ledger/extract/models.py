@@ -297,6 +297,11 @@ class HubSpotRecord(BaseModel):
 
     # -- typed access ----------------------------------------------------------------------
 
+    @property
+    def name(self) -> str | None:
+        """The record's name as people know it (its NAME_PROPERTY), trimmed."""
+        return self.text(self.NAME_PROPERTY) if self.NAME_PROPERTY else None
+
     def text(self, prop: str) -> str | None:
         """The property trimmed; None when missing or blank."""
         value = self.properties.get(prop)
@@ -385,10 +390,6 @@ class Product(HubSpotRecord):
         return self.text("hs_sku")
 
     @property
-    def name(self) -> str | None:
-        return self.text("name")
-
-    @property
     def description(self) -> str | None:
         return self.text("description")
 
@@ -404,10 +405,6 @@ class Company(HubSpotRecord):
     PROPERTIES = ("name", "domain")  # plus the fields of company_to_customer.yaml
 
     @property
-    def name(self) -> str | None:
-        return self.text("name")
-
-    @property
     def domain(self) -> str | None:
         return self.text("domain")
 
@@ -418,10 +415,6 @@ class Deal(HubSpotRecord):
     NAME_PROPERTY = "dealname"
     PROPERTIES = ("dealname", "dealstage", "pipeline", "closedate", "deal_currency_code",
                   "description")
-
-    @property
-    def name(self) -> str | None:
-        return self.text("dealname")
 
     @property
     def stage(self) -> str | None:
@@ -446,10 +439,6 @@ class LineItem(HubSpotRecord):
     NAME_PROPERTY = "name"
     PROPERTIES = ("name", "description", "hs_product_id", "hs_sku", "quantity", "price",
                   "discount", "hs_discount_percentage", "hs_line_item_currency_code", "amount")
-
-    @property
-    def name(self) -> str | None:
-        return self.text("name")
 
     @property
     def description(self) -> str | None:
