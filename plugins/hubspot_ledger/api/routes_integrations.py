@@ -61,7 +61,9 @@ def write_settings(access: Annotated[Access, Depends(can_change)],
                    body: SettingsUpdate) -> Settings:
     accounts = {a.field: getattr(body, a.field) for a in ACCOUNTS}
     settings = save_settings(access.integration_id, accounts=accounts, company=body.company,
-                             sync_invoices=body.sync_invoices)
+                             sync_invoices=body.sync_invoices,
+                             invoice_parties=body.invoice_parties, won_stages=body.won_stages,
+                             recognition=body.recognition)
     return Settings.of(settings, missing_settings(settings))
 
 

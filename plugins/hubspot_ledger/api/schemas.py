@@ -50,6 +50,11 @@ class SettingsUpdate(BaseModel):
     clearing_account: str | None = None
     company: str | None = None
     sync_invoices: bool | None = None
+    # Issue 14: `unknown|hubspot`, `closedwon|all-pipelines|STAGE_ID,...`,
+    # `immediate|hubspot-terms` (validated by `integration_settings.save_settings`).
+    invoice_parties: str | None = Field(None, max_length=40)
+    won_stages: str | None = Field(None, max_length=2000)
+    recognition: str | None = Field(None, max_length=40)
 
 
 class Settings(BaseModel):
@@ -61,6 +66,9 @@ class Settings(BaseModel):
     clearing_account: str | None
     company: str | None
     sync_invoices: bool
+    invoice_parties: str = "unknown"
+    won_stages: str = "closedwon"
+    recognition: str = "immediate"
     missing: list[str] = Field(description="required settings not set yet (or pointing at a "
                                            "deleted record); empty when setup is complete")
 

@@ -367,7 +367,8 @@ class LedgerWriter:
             (local_id, local_id in old_ids,
              [(o.remote_id, (items[o.item.remote_id], o.description, o.quantity, o.unit_price,
                              o.discount_percent, o.discount_amount, o.amount,
-                             o.recognition_strategy.value)) for o in d.obligations])
+                             o.recognition_strategy.value, o.service_start_date,
+                             o.service_end_date)) for o in d.obligations])
             for d, local_id in zip(todo, ids + old_ids, strict=True)])
         return self._linked(RemoteType.DEAL, "contracts", drafts, prints, outcomes, new, ids,
                             changed, old_ids)

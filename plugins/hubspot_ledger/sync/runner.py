@@ -14,11 +14,12 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from hubspot_ledger.extract import closed_won
 from hubspot_ledger.extract.reads import Window
 from hubspot_ledger.hooks.hubspot import HubSpotHook
 from hubspot_ledger.hooks.ledger import LedgerHook
 from hubspot_ledger.integration_settings import validate_setup
-from hubspot_ledger.load.records import Integration, RemoteType
+from hubspot_ledger.load.records import WON_CLOSEDWON, Integration, RemoteType
 from hubspot_ledger.mapping import MappingContext
 from hubspot_ledger.sync import steps
 from hubspot_ledger.tokens import IntegrationTokens
@@ -87,6 +88,20 @@ def _reads(ledger: LedgerHook, integration: Integration, run_id: int, step: str,
     return Window(since=dt.datetime.fromisoformat(read["since"])), cutoff
 
 
+def _won_stages(ledger: LedgerHook, run_id: int, hook: HubSpotHook, setting: str
+                ) -> frozenset[str]:
+    """The won stages of this run (issue 14): the deal pipelines are read once per run, by
+    the first deal step, and the later step follows that decision."""
+    if setting == WON_CLOSEDWON:
+        return closed_won.DEFAULT_WON
+    decided = ledger.runs.read(run_id, "won_stages") or ledger.runs.decide_read(
+        run_id, "won_stages",
+        {"setting": setting,
+         "stages": sorted(closed_won.resolve_won_stages(hook, setting))})
+    log.info("Won deal stages: %s", ", ".join(decided["stages"]))
+    return frozenset(decided["stages"])
+
+
 def run_step(step: str, integration_id: int, dag_run_id: str, *, full_refresh: bool = False,
              window: tuple[dt.datetime, dt.datetime] | None = None,
              ledger: LedgerHook | None = None) -> dict[str, int]:
@@ -103,6 +118,9 @@ def run_step(step: str, integration_id: int, dag_run_id: str, *, full_refresh: b
         limiter = ledger.rate_limiter(str(integration.remote_id))
         hook = HubSpotHook(token_source=IntegrationTokens(integration_id, ledger=ledger),
                            limiter=limiter)
+        if STEP_TYPE[step] is RemoteType.DEAL:
+            mapping = dataclasses.replace(mapping, won_stages=_won_stages(
+                ledger, run_id, hook, settings.won_stages))
         log.info("%s: integration %s (%s), portal %s, cutoff %s; taking its write lock",
                  step, integration.id, integration.organization_name, integration.remote_id,
                  integration.cutoff_date)

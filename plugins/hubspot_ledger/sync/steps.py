@@ -283,12 +283,13 @@ def _deals_to_sync(ctx: StepContext, seen: set[str], retry: set[str], lost: set[
     modified in the window and those whose line items were; and, every run, the deals with
     open problems that still qualify. `seen` collects their ids; `lost` the deals changed in
     the window that no longer qualify."""
-    cutoff = ctx.integration.cutoff_date
+    cutoff, won = ctx.integration.cutoff_date, ctx.mapping.won_stages
     if ctx.window is None:
-        pages = closed_won.closed_won_deals(ctx.hook, cutoff)
+        pages = closed_won.closed_won_deals(ctx.hook, cutoff, won=won)
     else:
         pages = reads.partition(reads.changed(ctx.hook, RemoteType.DEAL, ctx.window),
-                                  lambda page: closed_won.qualifying_deals(page, cutoff), lost)
+                                  lambda page: closed_won.qualifying_deals(page, cutoff, won),
+                                  lost)
     for page in pages:
         seen.update(str(r.get("id", "")) for r in page)
         yield page
@@ -297,7 +298,7 @@ def _deals_to_sync(ctx: StepContext, seen: set[str], retry: set[str], lost: set[
         owners = reads.owners_of_changed_lines(ctx.hook, RemoteType.DEAL, ctx.window)
     owners |= retry
     for page in reads.raw_by_id(ctx.hook, RemoteType.DEAL, owners - seen):
-        page = closed_won.qualifying_deals(page, cutoff)
+        page = closed_won.qualifying_deals(page, cutoff, won)
         seen.update(str(r.get("id", "")) for r in page)
         if page:
             yield page
@@ -365,9 +366,10 @@ def _void_lost(ctx: StepContext, tally: Tally, remote_type: RemoteType,
                   else ["hs_invoice_date"])
     raws = {str(r.get("id", "")): r for page in
             reads.raw_by_id(ctx.hook, remote_type, candidates, properties) for r in page}
-    why = closed_won.why_deal_lost if remote_type is RemoteType.DEAL else reads.why_invoice_lost
-    reasons = {rid: reason for rid in candidates
-               if (reason := why(raws.get(rid), cutoff)) is not None}
+    won = ctx.mapping.won_stages
+    reasons = {rid: reason for rid in candidates if (reason := (
+        closed_won.why_deal_lost(raws.get(rid), cutoff, won) if remote_type is RemoteType.DEAL
+        else reads.why_invoice_lost(raws.get(rid), cutoff))) is not None}
     if not reasons:
         return
     with ctx.writer.batch():
