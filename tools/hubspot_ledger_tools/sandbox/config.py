@@ -11,6 +11,9 @@ DEFAULT_SCOPES = ("oauth", "crm.objects.deals.read", "crm.objects.companies.read
                   "crm.objects.invoices.read")
 
 
+PIPELINE_SETS = ("default", "two")
+
+
 @dataclass(frozen=True)
 class Scale:
     """How many records a generated portal holds (line items follow from deals and invoices)."""
@@ -91,11 +94,14 @@ class SandboxConfig:
     association_page_size: int = 500  # `to` entries per input of a v4 batch read
     consent: str = "approve"  # what the simulated user answers on the consent page
     request_log_size: int = 200_000
+    # Deal pipelines served: "default" (HubSpot's sales pipeline only) or "two" (plus a
+    # renewals pipeline with its own won stage; issue 14's won-stages setting).
+    pipelines: str = "default"
 
     RUNTIME = frozenset({
         "access_token_ttl", "code_ttl", "rate_limit", "rate_window", "search_rate",
         "search_lag", "search_cap", "association_page_size", "consent", "redirect_uris",
-        "scopes", "optional_scopes", "request_log_size"})
+        "scopes", "optional_scopes", "request_log_size", "pipelines"})
 
     def portal_settings(self) -> PortalSettings:
         return PortalSettings(portal_id=self.portal_id, seed=self.seed, scale=self.scale,
@@ -130,4 +136,6 @@ class SandboxConfig:
                 raise ValueError(f"bad value for {key}: {value!r}") from None
         if typed.get("consent", "approve") not in ("approve", "deny"):
             raise ValueError("consent must be approve or deny")
+        if typed.get("pipelines", "default") not in PIPELINE_SETS:
+            raise ValueError(f"pipelines must be {' or '.join(PIPELINE_SETS)}")
         return dataclasses.replace(self, **typed)
