@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 # The ledger database; the CLI, tests and demo read it from this Airflow connection.
 export AIRFLOW_CONN_LEDGER_DEFAULT ?= postgresql://postgres@127.0.0.1:5432/ledger
 
-.PHONY: help setup demo airflow test test-fast test-e2e lint bench chaos audit clean
+.PHONY: help setup browser demo airflow test test-fast test-e2e test-celery lint bench chaos audit clean
 
 help:
 	@echo "make demo   - set up, start the HubSpot sandbox, run an integration's DAG, show the ledger"
@@ -19,6 +19,7 @@ help:
 	@echo "               triggerer) with the project's DAGs; Ctrl-C stops it (AIRFLOW_ARGS=\"--port 8081\")"
 	@echo "make test   - set up and run the whole test suite (lint, unit, integration, end-to-end)"
 	@echo "make test-fast - unit tests only (seconds)"
+	@echo "make test-celery - the DAGs on two Celery workers (Redis, scheduler, DAG processor; minutes)"
 	@echo "make lint   - ruff + mypy"
 	@echo "make bench  - benchmarks, report in bench/report.md"
 	@echo "make chaos  - the fault matrix at a larger scale (CHAOS_ARGS=\"--scale medium --runs 3\")"
@@ -36,6 +37,11 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml t
 
 setup: $(STAMP)
 
+# Headless Chromium from Debian's packages, for the operator page's browser test (tests/ui);
+# Playwright drives it with executable_path (its own browser download cannot work here).
+browser:
+	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium; }
+
 demo: $(STAMP)
 	$(BIN)/python -m hubspot_ledger_tools.demo
 
@@ -47,14 +53,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: $(STAMP) lint
+test: $(STAMP) browser lint
 	$(BIN)/pytest
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -m unit -q
 
-test-e2e: $(STAMP)
-	$(BIN)/pytest -m e2e
+test-e2e: $(STAMP) browser
+	$(BIN)/pytest -m "e2e and not celery"
 
 # e.g. make bench BENCH_ARGS="--scale medium"; see bench/README.md
 bench: $(STAMP)
@@ -75,3 +81,12 @@ audit: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .airflow .airflow-test .demo .pytest_cache .mypy_cache .ruff_cache
+
+# A real Airflow deployment on CeleryExecutor: Redis (the one at 127.0.0.1:6379, else Debian's
+# redis-server started by the test), two Celery workers, the scheduler and the DAG processor, four
+# integrations syncing at once (tests/celery). Not in `make test`: Airflow's start-up alone takes
+# about a minute.
+test-celery: $(STAMP)
+	@command -v redis-server >/dev/null || redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 \
+		|| { apt-get update -qq && apt-get install -y redis-server; }
+	$(BIN)/pytest -m celery tests/celery

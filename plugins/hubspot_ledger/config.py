@@ -163,6 +163,7 @@ def prepare_airflow_home() -> Path:
                   f"encrypts the HubSpot tokens, is kept in {cfg}; keep that file (tokens "
                   "stored under the key cannot be read without it)", file=sys.stderr,
                   flush=True)
+    _ensure_ledger_pool(home)
     return home
 
 
@@ -222,3 +223,10 @@ def _set_option(lines: list[str], section: str, option: str, value: str) -> list
     if end is None:
         return [*lines, "", f"[{section}]", f"{option} = {value}"]
     return [*lines[:end], f"{option} = {value}", *lines[end:]]
+
+
+def _ensure_ledger_pool(home: Path) -> None:
+    """The DAGs' tasks run in the `hubspot_ledger` pool, which must exist (ledger_pool)."""
+    from hubspot_ledger.ledger_pool import ensure_pool_once
+
+    ensure_pool_once(home)

@@ -14,9 +14,11 @@ tenant authorization act as members; the tenant tests use other users.
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 from collections.abc import Callable, Iterator
 
+import psycopg
 import pytest
 from cryptography.fernet import Fernet
 
@@ -57,6 +59,18 @@ def airflow_api(ledger_db: str, api_sandbox: SandboxServer,
         yield api
     finally:
         stop(process)
+
+
+_test_number = itertools.count(1)
+
+
+@pytest.fixture(autouse=True)
+def integration_ids_of_its_own(ledger: psycopg.Connection) -> None:
+    """Each test's integrations get ids no earlier test had. DAG ids are integration ids
+    (`hubspot_sync__integration_<id>`) and this session's api-server keeps every DAG and run it
+    saw, while each test empties the ledger (ids restart): a real ledger never reuses an id."""
+    first = next(_test_number) * 100_000 + 1  # far from the ids tests use for "no such" (4040)
+    ledger.execute(f"ALTER TABLE ledger.integrations ALTER COLUMN id RESTART WITH {first}")
 
 
 # Who `books` makes a member of the organization it makes, and as what.

@@ -149,7 +149,7 @@ def wait_until_healthy(url: str, process: subprocess.Popen[bytes], log: Path) ->
         try:
             if requests.get(f"{url}/api/v2/monitor/health", timeout=2).ok:
                 return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not up yet, or a loaded machine
             pass
         time.sleep(0.2)
     pytest.fail(f"airflow api-server did not answer within {STARTUP_TIMEOUT:g}s:\n{tail(log)}")

@@ -29,11 +29,13 @@ def test_loading_the_plugin_builds_no_app() -> None:
         "import importlib.util, sys\n"
         f"spec = importlib.util.spec_from_file_location('hubspot_ledger_plugin', {str(PLUGIN)!r})\n"
         "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
-        "(entry,) = module.HubSpotLedgerPlugin.fastapi_apps\n"
-        "print(entry['url_prefix'], 'hubspot_ledger.api.app' in sys.modules,"
+        "prefixes = [e['url_prefix'] for e in module.HubSpotLedgerPlugin.fastapi_apps]\n"
+        "print(*prefixes, 'hubspot_ledger.api.app' in sys.modules,"
+        " 'hubspot_ledger.ui.app' in sys.modules,"
         " 'airflow.api_fastapi.core_api.security' in sys.modules)\n"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.split() == ["/api/integrations/hubspot", "False", "False"]
+    assert result.stdout.split() == ["/api/integrations/hubspot", "/hubspot-ledger", "False",
+                                     "False", "False"]

@@ -35,7 +35,7 @@ def test_trigger_sync_queues_a_run_of_the_integrations_dag(
 
     assert response.status_code == 202, response.text
     body = response.json()
-    assert body["dag_id"] == dag_id == f"hubspot_sync__trigger_org_{integration_id}"
+    assert body["dag_id"] == dag_id == f"hubspot_sync__integration_{integration_id}"
     assert body["state"] == "queued"
     run = airflow_api.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{body['dag_run_id']}")
     assert run.status_code == 200, run.text
@@ -87,7 +87,7 @@ def test_a_dag_airflow_has_not_parsed_yet_is_404(airflow_api: AirflowApi,
     response = airflow_api.call("POST", f"/{integration_id}/trigger-sync/")
     assert response.status_code == 404
     assert response.json()["detail"].startswith(
-        f"Airflow does not know DAG hubspot_sync__brand_new_org_{integration_id} yet")
+        f"Airflow does not know DAG hubspot_sync__integration_{integration_id} yet")
 
 
 def test_a_malformed_body_is_422(airflow_api: AirflowApi, books: Callable[..., int]) -> None:

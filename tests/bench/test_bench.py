@@ -26,6 +26,7 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     database = f"ledger_bench_test_{os.getpid()}"
     proc = subprocess.run(
         [sys.executable, "-m", "hubspot_ledger_tools.bench", "--scale", "tiny", "--overlap", "0",
+         "--phases", ",".join(PHASES),  # the fleet phase starts a whole Airflow: bench only
          "--parse-integrations", "3", "--database", database, "--out", str(out)],
         capture_output=True, text=True, timeout=180, env=os.environ.copy(), check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

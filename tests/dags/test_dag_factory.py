@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -17,7 +18,8 @@ from airflow.dag_processing.dagbag import DagBag
 from hubspot_ledger import dag_factory
 from hubspot_ledger.config import PROJECT_ROOT
 from hubspot_ledger.hooks.ledger import LedgerHook
-from hubspot_ledger.load.records import IntegrationSummary
+from hubspot_ledger.integration_settings import save_settings
+from hubspot_ledger.load.records import IntegrationStatus, IntegrationSummary
 
 DAGS_FOLDER = PROJECT_ROOT / "dags"
 DOWN_LEDGER = "postgresql://postgres@127.0.0.1:1/ledger"
@@ -88,20 +90,49 @@ def test_the_cache_follows_the_ledger() -> None:
 
 
 @pytest.mark.unit
-def test_dag_ids_are_readable_and_unique_per_integration() -> None:
+def test_dag_ids_depend_on_the_integration_only_and_the_organization_shows_in_the_ui() -> None:
     a = summary(7)
-    b = IntegrationSummary(**{**a.to_dict(), "id": 8, "organization_name": "Ünïcode & Co. Ltd"})
-    assert dag_factory.dag_id_for(a) == "hubspot_sync__org_7_7"
-    assert dag_factory.dag_id_for(b) == "hubspot_sync__n_code_co_ltd_8"
+    renamed = IntegrationSummary(**{**a.to_dict(), "organization_name": "Ünïcode & Co. Ltd"})
+    assert dag_factory.dag_id_for(a) == dag_factory.dag_id_for(renamed) == \
+        dag_factory.dag_id_for(7) == "hubspot_sync__integration_7"
+    assert dag_factory.dag_id_for(summary(8)) == "hubspot_sync__integration_8"
+    dag = dag_factory.build_dag(renamed)
+    assert dag.dag_display_name == "HubSpot sync · Ünïcode & Co. Ltd (integration 7)"
+    assert set(dag.tags) == {"hubspot", "integration:7", "organization:Ünïcode & Co. Ltd"}
 
 
 @pytest.mark.unit
-def test_only_connected_integrations_are_scheduled() -> None:
-    timetable = dag_factory.build_dag(summary(1)).timetable
+def test_a_very_long_organization_name_still_builds_its_dag() -> None:
+    long = IntegrationSummary(**{**summary(7).to_dict(), "organization_name": "Acme " * 200})
+    dag = dag_factory.build_dag(long)
+    assert dag.dag_display_name.endswith(" (integration 7)")
+    assert len(dag.dag_display_name) <= 200
+    assert all(len(tag) <= 100 for tag in dag.tags)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("status", ["connected", "disconnected", "error"])
+def test_issue_15_every_integration_keeps_its_schedule_whatever_its_status(status: str) -> None:
+    timetable = dag_factory.build_dag(summary(1, status=status)).timetable
     # Hourly, with real data intervals: a backfill run reads its own window.
     assert (type(timetable).__name__, timetable.expression) == ("CronDataIntervalTimetable",
                                                                 "0 * * * *")
-    assert dag_factory.build_dag(summary(2, status="disconnected")).schedule is None
+
+
+@pytest.mark.unit
+def test_the_steps_are_python_operators_with_their_retries_and_trigger_rules() -> None:
+    """Operators, not TaskFlow: cheaper to build at parse time (dag_factory's docstring)."""
+    dag = dag_factory.build_dag(summary(1))
+    kinds = {t.task_id: type(t).__name__ for t in dag.tasks}
+    assert kinds.pop("branch_on_sync_invoices") == "BranchPythonOperator"
+    assert set(kinds.values()) == {"PythonOperator"}
+    rules = {t.task_id: (t.trigger_rule.value, t.retries) for t in dag.tasks}
+    assert rules == {
+        "validate_setup": ("all_success", 0), "refresh_token": ("all_success", 2),
+        "branch_on_sync_invoices": ("all_success", 2), "sync_invoices": ("all_success", 2),
+        "sync_products": ("none_failed_min_one_success", 2),
+        "sync_companies": ("all_success", 2), "sync_deals": ("all_success", 2),
+        "report": ("all_done", 0)}
 
 
 # -- integration: real DagBag over dags/ against the real ledger ----------------------------
@@ -115,7 +146,7 @@ def test_no_integration_no_dag(ledger: psycopg.Connection) -> None:
 def test_one_integration_one_dag_in_the_fixed_order(ledger: psycopg.Connection) -> None:
     integration_id = LedgerHook().integrations.create("Acme Corp", dt.date(2025, 1, 1))
     dags = hubspot_dags(parse())
-    assert list(dags) == [f"hubspot_sync__acme_corp_{integration_id}"]
+    assert list(dags) == [f"hubspot_sync__integration_{integration_id}"]
     dag = next(iter(dags.values()))
     assert sorted(dag.task_ids) == sorted(FIXED_ORDER)
     # The fixed order of DESIGN.md: each step waits for the previous one.
@@ -170,6 +201,98 @@ def test_r_set_3_a_run_of_an_unconfigured_integration_stops_at_validate_setup(
         "SELECT status, message FROM ledger.sync_runs").fetchone()
     assert status == "failed"
     assert message.startswith("validate_setup: Setup incomplete: HubSpot is not connected yet")
+
+
+def serialized(dag: Any) -> dict[str, Any]:
+    """What Airflow stores of the DAG (the serialized DAG of its DAG versions)."""
+    from airflow.serialization.serialized_objects import LazyDeserializedDAG
+
+    return LazyDeserializedDAG.from_dag(dag).data
+
+
+def dag_hash(dag: Any) -> str:
+    """The hash Airflow compares to decide whether a parse is a new DAG version."""
+    from airflow.models.serialized_dag import SerializedDagModel
+    from airflow.serialization.serialized_objects import LazyDeserializedDAG
+
+    return SerializedDagModel(LazyDeserializedDAG.from_dag(dag)).dag_hash
+
+
+def only_dag(bag: DagBag) -> Any:
+    dags = hubspot_dags(bag)
+    assert len(dags) == 1, list(dags)
+    return next(iter(dags.values()))
+
+
+@pytest.mark.integration
+def test_issue_15_status_settings_and_cutoff_changes_are_no_new_dag_version(
+        ledger: psycopg.Connection, books: Callable[..., int]) -> None:
+    integration_id = books("Acme Corp", configured=True)
+    LedgerHook().integrations.set_status(integration_id, IntegrationStatus.CONNECTED)
+    before = only_dag(parse())
+
+    LedgerHook().integrations.set_status(integration_id, IntegrationStatus.ERROR,
+                                        "HubSpot access was revoked or has expired: "
+                                        "reconnect HubSpot")
+    save_settings(integration_id, sync_invoices=False)
+    ledger.execute("UPDATE ledger.integrations SET cutoff_date = '2023-07-01' WHERE id = %s",
+                   [integration_id])
+    after = only_dag(parse())
+    assert serialized(after) == serialized(before)
+    assert dag_hash(after) == dag_hash(before)
+
+    # The schedule is the DAG's: changing it is a new version (so the comparison above can fail).
+    ledger.execute("UPDATE ledger.integrations SET schedule = '@daily' WHERE id = %s",
+                   [integration_id])
+    rescheduled = only_dag(parse())
+    assert dag_hash(rescheduled) != dag_hash(before)
+    assert rescheduled.timetable.expression == "0 0 * * *"
+
+
+@pytest.mark.integration
+def test_renaming_the_organization_keeps_the_dag_id(ledger: psycopg.Connection) -> None:
+    integration_id = LedgerHook().integrations.create("Acme Corp", dt.date(2025, 1, 1))
+    before = only_dag(parse())
+    ledger.execute("UPDATE ledger.organizations SET name = 'Acme Group plc'")
+    after = only_dag(parse())
+    assert after.dag_id == before.dag_id == f"hubspot_sync__integration_{integration_id}"
+    assert (before.dag_display_name, after.dag_display_name) == (
+        f"HubSpot sync · Acme Corp (integration {integration_id})",
+        f"HubSpot sync · Acme Group plc (integration {integration_id})")
+    assert "organization:Acme Group plc" in after.tags
+
+
+@pytest.mark.e2e
+def test_issue_15_an_integration_in_error_keeps_its_schedule_and_its_run_fails_at_setup(
+        ledger: psycopg.Connection, airflow_home: Path, books: Callable[..., int],
+        capfd: pytest.CaptureFixture[str]) -> None:
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+
+    integration_id = books("Revoked Org", configured=True)
+    LedgerHook().integrations.set_status(integration_id, IntegrationStatus.ERROR,
+                                        "HubSpot access was revoked or has expired: "
+                                        "reconnect HubSpot")
+    dag = only_dag(parse())
+    assert dag.timetable.expression == "0 * * * *"
+
+    logical_date = dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC)
+    run = dag.test(run_after=logical_date, logical_date=logical_date)
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert run.state == "failed", states
+    assert states["validate_setup"] == "failed"
+    assert all(states[t] == "upstream_failed" for t in FIXED_ORDER[1:-1]), states
+    out = capfd.readouterr()
+    reason = ("HubSpot is not connected (HubSpot access was revoked or has expired: reconnect "
+              "HubSpot)")
+    assert reason in out.out + out.err
+    status, message = ledger.execute("SELECT status, message FROM ledger.sync_runs").fetchone()
+    assert (status, message.startswith(f"validate_setup: {reason}")) == ("failed", True)
+    # What the UI shows as the DAG's Next Run: the schedule goes on (it used to go blank).
+    with create_session() as session:
+        model = DagModel.get_current(dag.dag_id, session=session)
+        assert model is not None and model.next_dagrun is not None
+        assert model.timetable_summary == "0 * * * *"
 
 
 @pytest.mark.unit

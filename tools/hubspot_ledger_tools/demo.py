@@ -164,13 +164,12 @@ def run_dag(integration_id: int) -> str:
     from airflow.dag_processing.dagbag import DagBag
 
     from hubspot_ledger.config import PROJECT_ROOT
-    from hubspot_ledger.dag_factory import DAG_ID_PREFIX
+    from hubspot_ledger.dag_factory import dag_id_for
 
     bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags"))
     if bag.import_errors:
         raise RuntimeError(f"DAG import errors: {bag.import_errors}")
-    dag = next(d for k, d in bag.dags.items()
-               if k.startswith(DAG_ID_PREFIX) and k.endswith(f"_{integration_id}"))
+    dag = bag.dags[dag_id_for(integration_id)]
     say(f"Running DAG {dag.dag_id}")
     # A logical date of its own: with none, Airflow's dag.test() deletes the DAG's other runs
     # without one (triggered runs), as run_dag explains.

@@ -1,6 +1,9 @@
 """Connecting a portal: the consent URL (an Airflow user asks) and the OAuth callback (HubSpot's
 redirect comes back; no Airflow user, the signed, expiring, single-use state vouches for it).
 
+A browser following HubSpot's redirect ends on an HTML page saying what happened (with a link
+back to the operator page, `hubspot_ledger.ui`); any other caller gets JSON as before.
+
 The consent URL is for members of the integration's organization who may change it (editor or
 operator) and Airflow admins (api/auth.py). The callback takes at most 64 KiB (guard.py) and
 checks the shape of `code` before spending anything on it; its `code` and `state` never reach
@@ -15,6 +18,7 @@ from typing import Annotated
 
 from airflow.sdk.exceptions import AirflowNotFoundException
 from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from hubspot_ledger.api.auth import Access, can_connect
@@ -68,8 +72,29 @@ async def _callback_params(request: Request) -> dict[str, str]:
     return params
 
 
-@router.api_route("/oauth-callback/", methods=["GET", "POST"], summary="OAuth callback")
-async def oauth_callback(request: Request) -> Connected:
+def wants_html(request: Request) -> bool:
+    """A browser following HubSpot's redirect (a GET that accepts HTML) gets a page; a front
+    end or script (POST, JSON, `*/*`) keeps the JSON answer."""
+    return request.method == "GET" and "text/html" in request.headers.get("accept", "")
+
+
+@router.api_route("/oauth-callback/", methods=["GET", "POST"], summary="OAuth callback",
+                  response_model=Connected)
+async def oauth_callback(request: Request) -> Response:
+    if not wants_html(request):
+        return JSONResponse((await _connect(request)).model_dump())
+    # The customer's browser ends on a page saying what happened, not on raw JSON (issue 15).
+    from hubspot_ledger.ui.pages import problem_of, render
+
+    try:
+        connected = await _connect(request)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes the page's message
+        code, message = problem_of(exc)
+        return render("connect_result.html", code, ok=False, message=message)
+    return render("connect_result.html", ok=True, **connected.model_dump())
+
+
+async def _connect(request: Request) -> Connected:
     params = await _callback_params(request)
     if "error" in params:  # the customer declined, or HubSpot refused the request
         reason = _shown(params.get("error_description") or params["error"])

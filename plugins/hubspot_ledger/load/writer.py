@@ -93,7 +93,11 @@ class Rejected(Exception):
         self.warning = warning
 
 
-class LedgerWriter:
+class RecordWriter:
+    """The write machinery (transactions, the page-then-record fallback, integration records)
+    and the reference records documents point at: items and customers. `LedgerWriter` adds
+    the documents."""
+
     def __init__(self, conn: psycopg.Connection[Any], integration_id: int,
                  organization_id: int) -> None:
         self.conn = conn
@@ -192,14 +196,6 @@ class LedgerWriter:
     def upsert_customers(self, drafts: Sequence[CustomerDraft]) -> list[Outcome]:
         """A page of companies as customers (R-COMP-2)."""
         return self._page(RemoteType.COMPANY, drafts, self._customers_page)
-
-    def upsert_contracts(self, drafts: Sequence[ContractDraft]) -> list[Outcome]:
-        """A page of closed-won deals as draft contracts (R-DEAL-1…8)."""
-        return self._page(RemoteType.DEAL, drafts, self._contracts_page)
-
-    def upsert_invoices(self, drafts: Sequence[InvoiceDraft]) -> list[Outcome]:
-        """A page of HubSpot invoices as sales invoices (R-INV-1…6)."""
-        return self._page(RemoteType.INVOICE, drafts, self._invoices_page)
 
     def _page(self, remote_type: RemoteType, drafts: Sequence[Any],
               page: Callable[[Sequence[Any]], list[Outcome]]) -> list[Outcome]:
@@ -351,6 +347,18 @@ class LedgerWriter:
             assert outcome.local_id is not None
             found[draft.remote_id] = outcome.local_id
         return found
+
+class LedgerWriter(RecordWriter):
+    """Documents: closed-won deals as draft contracts with their obligations, HubSpot invoices
+    as sales invoices with their lines, and the voiding of drafts whose record was lost."""
+
+    def upsert_contracts(self, drafts: Sequence[ContractDraft]) -> list[Outcome]:
+        """A page of closed-won deals as draft contracts (R-DEAL-1…8)."""
+        return self._page(RemoteType.DEAL, drafts, self._contracts_page)
+
+    def upsert_invoices(self, drafts: Sequence[InvoiceDraft]) -> list[Outcome]:
+        """A page of HubSpot invoices as sales invoices (R-INV-1…6)."""
+        return self._page(RemoteType.INVOICE, drafts, self._invoices_page)
 
     def _contracts_page(self, drafts: Sequence[ContractDraft]) -> list[Outcome]:
         prints, state, outcomes, new, changed = self._classify(

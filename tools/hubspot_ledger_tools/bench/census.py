@@ -111,20 +111,22 @@ def _deal_counts(data: PortalData, deal_ids: Sequence[int]) -> dict[str, int]:
             "deal_lines": sum(_lines(data, "deals", d) for d in deal_ids)}
 
 
-def portal_data(sb: SandboxServer) -> PortalData:
+def portal_data(sb: SandboxServer, portal_id: int | None = None) -> PortalData:
     if sb.sandbox is None:
         raise RuntimeError("the census needs the sandbox in this process (mode='thread')")
-    portal = sb.sandbox.portal(None)
+    portal = sb.sandbox.portal(portal_id)
     if portal is None:
-        raise RuntimeError("the sandbox has no default portal")
+        raise RuntimeError(f"the sandbox has no portal {portal_id or '(default)'}")
     data: PortalData = portal.data
     return data
 
 
-def full_read(sb: SandboxServer, cutoff: dt.date, sync_invoices: bool) -> ReadSet:
-    """What the first run must read: everything the sync selects."""
+def full_read(sb: SandboxServer, cutoff: dt.date, sync_invoices: bool,
+              portal_id: int | None = None) -> ReadSet:
+    """What the first run must read: everything the sync selects (of the default portal, or
+    of `portal_id`)."""
     with sb.sandbox.lock:
-        data = portal_data(sb)
+        data = portal_data(sb, portal_id)
         deals = [d.id for d in qualifying_deals(data, cutoff)]
         invoices = qualifying_invoices(data, cutoff) if sync_invoices else []
         return ReadSet(full=True, sync_invoices=sync_invoices,

@@ -19,7 +19,7 @@ from cryptography.fernet import Fernet
 
 from hubspot_ledger.config import PROJECT_ROOT, apply_airflow_env_defaults
 from hubspot_ledger.crypto import KEYS_ENV
-from hubspot_ledger_tools.bench import census
+from hubspot_ledger_tools.bench import census, fleet
 from hubspot_ledger_tools.bench.figures import figures
 from hubspot_ledger_tools.bench.report import Bench, load, write
 from hubspot_ledger_tools.sandbox.testing import SandboxServer
@@ -28,6 +28,8 @@ PHASES = {
     "full": "full sync (the integration's first run)",
     "incremental": "incremental sync after editing {percent:g}% of the closed-won deals",
     "nochange": "sync with nothing changed",
+    # Its own ledger, portals and Airflow deployment: independent of the phases above.
+    "fleet": "a fleet of integrations syncing at once through the scheduler",
 }
 OVERLAP_ENV = "HUBSPOT_LEDGER_INCREMENTAL_OVERLAP_SECONDS"
 
@@ -43,7 +45,8 @@ def _phases(text: str) -> list[str]:
         raise argparse.ArgumentTypeError(f"unknown phase(s): {', '.join(sorted(unknown))} "
                                          f"(phases: {', '.join(PHASES)})")
     ordered = [p for p in PHASES if p in wanted]
-    if ordered and ordered[0] != "full":
+    single = [p for p in ordered if p != "fleet"]
+    if single and single[0] != "full":
         raise argparse.ArgumentTypeError("the phases start with full: the first run of the "
                                          "integration reads everything")
     return ordered
@@ -56,7 +59,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="sandbox scale: tiny, small, medium, large or a number of deals")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--phases", type=_phases, default=list(PHASES),
-                        help="comma-separated, in this order: full,incremental,nochange")
+                        help="comma-separated, in this order: full,incremental,nochange,fleet")
     parser.add_argument("--cutoff", type=dt.date.fromisoformat, default=dt.date(2020, 1, 1),
                         help="the integration's cutoff date (default: before all sandbox data)")
     parser.add_argument("--change-percent", type=float, default=1.0,
@@ -64,7 +67,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--overlap", type=float, default=2.0,
                         help="seconds an incremental run re-reads before the last run "
                              "(the sync's overlap; its production default is 900)")
-    parser.add_argument("--parse-integrations", type=int, default=500,
+    fleet.add_arguments(parser)
+    parser.add_argument("--parse-integrations", type=int, default=2_000,
                         help="integrations for the DAG-file parse timing (0: skip it)")
     parser.add_argument("--database", default="ledger_bench",
                         help="the benchmark's own ledger database (dropped at the end)")
@@ -122,7 +126,7 @@ def run_phases(bench: Bench, sb: SandboxServer, uri: str, integration_id: int,
                args: argparse.Namespace) -> None:
     from hubspot_ledger_tools.bench.phase import run_phase
 
-    for name in args.phases:
+    for name in (p for p in args.phases if p != "fleet"):
         title = PHASES[name].format(percent=args.change_percent)
         say(f"Phase {len(bench.phases) + 1}: {title}")
         result = run_phase(sb, uri, integration_id, name, title, _reads(name, sb, args),
@@ -141,6 +145,20 @@ def run_phases(bench: Bench, sb: SandboxServer, uri: str, integration_id: int,
 def execute(bench: Bench, args: argparse.Namespace) -> None:
     from hubspot_ledger_tools.bench import environment, parse_time
 
+    if any(p != "fleet" for p in args.phases):
+        execute_single(bench, args)
+    if "fleet" in args.phases:
+        execute_fleet(bench, args)
+    if args.parse_integrations > 0:
+        with environment.bench_ledger(args.database, args.keep_database):
+            say(f"DAG-file parse with {args.parse_integrations:,} integrations")
+            bench.parse = parse_time.measure(args.parse_integrations)
+            print(f"    {bench.parse['dagbag']['file_first_s']:.2f} s (first parse)")
+
+
+def execute_single(bench: Bench, args: argparse.Namespace) -> None:
+    from hubspot_ledger_tools.bench import environment
+
     with environment.bench_ledger(args.database, args.keep_database) as uri:
         say(f"Ledger database {args.database} migrated; starting the sandbox "
             f"(--scale {args.scale})")
@@ -153,10 +171,21 @@ def execute(bench: Bench, args: argparse.Namespace) -> None:
             run_phases(bench, sb, uri, integration_id, args)
         finally:
             sb.stop()
-        if args.parse_integrations > 0:
-            say(f"DAG-file parse with {args.parse_integrations:,} integrations")
-            bench.parse = parse_time.measure(args.parse_integrations)
-            print(f"    {bench.parse['dagbag']['file_first_s']:.2f} s (first parse)")
+
+
+def execute_fleet(bench: Bench, args: argparse.Namespace) -> None:
+    say(f"Fleet: {args.fleet_integrations} integrations at --scale {args.fleet_scale} syncing "
+        "at once through the scheduler (LocalExecutor)")
+    try:
+        bench.fleet = fleet.measure(args)
+    except Exception as exc:  # noqa: BLE001 - the other phases' report is still written
+        bench.notes.append(f"Phase fleet failed: {type(exc).__name__}: {exc}")
+        raise
+    f = bench.fleet
+    print(f"    {f['runs_succeeded']}/{f['integrations']} runs succeeded in {f['wall_s']:,.1f} s, "
+          f"{f['throttled']} × 429, ledger connections at peak "
+          f"{f['ledger_connections']['peak']}, worker CPU "
+          f"{f['worker_cpu_s']['nochange_run']:,.1f} s per no-change run", flush=True)
 
 
 def print_targets(bench: Bench) -> None:
@@ -192,4 +221,6 @@ def main(argv: list[str] | None = None) -> int:
     else:
         bench = measure(args)
     print_targets(bench)
-    return 0 if bench.phases and all(p.ok for p in bench.phases) else 1
+    ran = bench.phases or bench.fleet
+    fleet_ok = bench.fleet is None or bench.fleet["runs_succeeded"] == bench.fleet["integrations"]
+    return 0 if ran and all(p.ok for p in bench.phases) and fleet_ok else 1

@@ -30,9 +30,11 @@ class Bench:
     phases: list[PhaseResult] = dataclasses.field(default_factory=list)
     parse: dict[str, Any] | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
+    fleet: dict[str, Any] | None = None  # the fleet phase (bench/fleet.py)
 
     def targets(self) -> list[Target]:
         found = [t for p in self.phases for t in phase_targets(p, figures(p))]
+        found += fleet_targets(self.fleet) if self.fleet else []
         return found + ([parse_target(self.parse)] if self.parse else [])
 
 
@@ -140,6 +142,68 @@ def _phase(number: int, phase: PhaseResult) -> list[str]:
             "Rows written:", "", *_rows(phase), ""]
 
 
+def fleet_targets(fleet: dict[str, Any]) -> list[Target]:
+    """Issue 12's fleet targets: every portal ≤ 1.5 × its own floor, zero 429, the ledger's
+    sessions within the pool."""
+    rows = fleet["portals"]
+    worst = max(rows, key=lambda r: r["floor_ratio"] or float("inf"), default=None)
+    ratio = None if worst is None else worst["floor_ratio"]
+    links = fleet["ledger_connections"]
+    return [
+        Target("fleet", f"every portal's DAG run ≤ 1.5 × its own floor "
+                        f"({fleet['integrations']} at once)",
+               "n/a" if worst is None or ratio is None else
+               f"worst {_x(ratio)} (portal {worst['portal_id']}: {_s(worst['run_wall_s'])} / "
+               f"{_s(worst['floor_s'])}); median {_x(fleet['floor_ratio']['median'])}",
+               ratio is not None and ratio <= 1.5
+               and fleet["runs_succeeded"] == fleet["integrations"]),
+        Target("fleet", "zero 429 responses", f"{fleet['throttled']:,}",
+               fleet["throttled"] == 0),
+        Target("fleet", "ledger connections ≤ the pool",
+               f"peak {links['peak']}, pool {links['pool']} ({fleet['parallelism']} task slots × "
+               f"{links['connections_per_task']})", links["peak"] <= links["pool"]),
+    ]
+
+
+def _fleet(fleet: dict[str, Any]) -> list[str]:
+    links, cpu, quiet = fleet["ledger_connections"], fleet["worker_cpu_s"], fleet["nochange"]
+    summary = [
+        ("integrations (each its own portal and budget)",
+         f"{fleet['integrations']} at `--scale {fleet['scale']}`",
+         f"{fleet['executor']}, {fleet['parallelism']} task slots"),
+        ("runs succeeded", f"{fleet['runs_succeeded']} / {fleet['integrations']}", ""),
+        ("total wall (unpause → last run's end)", _s(fleet["wall_s"]), ""),
+        ("DAG run wall ÷ own floor", f"worst {_x(fleet['floor_ratio']['max'])}",
+         f"median {_x(fleet['floor_ratio']['median'])}"),
+        ("HubSpot requests / 429 / 5xx or dropped",
+         f"{fleet['requests']:,} / {fleet['throttled']:,} / {fleet['failed']:,}", "target 0 × 429"),
+        ("ledger sessions at peak", str(links["peak"]),
+         f"{links['running_tasks_at_peak']} tasks running then; pool {links['pool']}; "
+         f"server allows {links['server_max_connections']}"),
+        ("worker CPU, the fleet's first runs", _s(cpu["fleet"]),
+         f"{_s(cpu['per_full_run'] or 0)} per integration's full run"),
+        ("worker CPU, one no-change DAG run (alone)", _s(cpu["nochange_run"]),
+         f"{quiet['tasks']} tasks, {_s(quiet['cpu_per_task_s'] or 0)} each; "
+         f"{quiet['requests']} HubSpot requests; run wall {_s(quiet['run_wall_s'] or 0)}"),
+    ]
+    rows = [(r["portal_id"], r["state"], _s(r["started_after_s"] or 0), _s(r["run_wall_s"] or 0),
+             _s(r["sync_wall_s"] or 0), _s(r["floor_s"]), _x(r["floor_ratio"]),
+             f"{r['requests']:,}", r["throttled"]) for r in fleet["portals"]]
+    return [f"## Fleet: {fleet['integrations']} integrations syncing at once through the "
+            "scheduler", "",
+            "A real Airflow deployment of this checkout (api-server, DAG processor, scheduler "
+            "with LocalExecutor, PostgreSQL metadata database; "
+            "`tools/hubspot_ledger_tools/deployment.py`); every DAG unpaused in one request, so "
+            "their scheduled runs start together, as hourly schedules do on the hour. "
+            f"Latency: {fleet['latency']}.", "",
+            *_table(("figure", "value", "beside it"), summary), "",
+            "Each portal (run wall: the DAG run's start to end in the metadata database; sync "
+            "wall: first sync step's start to the last one's end; floor: the portal's own "
+            "rate-limit floor, as for the phases above):", "",
+            *_table(("portal", "run", "started after", "run wall", "sync wall", "floor",
+                     "run ÷ floor", "requests", "429"), rows), ""]
+
+
 def _parse(parse: dict[str, Any]) -> list[str]:
     bag, built = parse["dagbag"], parse["build_dags"]
     rows = [("`DagBag` of `dags/` (ledger read included), Airflow's per-file figure",
@@ -151,7 +215,9 @@ def _parse(parse: dict[str, Any]) -> list[str]:
     return [f"## DAG-file parse with {parse['integrations']:,} integrations", "",
             "In a fresh process with Airflow imported (as the DAG processor parses a file): "
             "the first parse imports the project's modules, later ones find them loaded.", "",
-            *_table(("what", "first", "median of the rest", "DAGs"), rows), ""]
+            *_table(("what", "first", "median of the rest", "DAGs"), rows), "",
+            *([f"The DAG file failed to load: {bag['error']}. Airflow then has none of the "
+               "integrations' DAGs until a parse succeeds.", ""] if bag.get("error") else [])]
 
 
 METHOD = """## How the figures are made
@@ -199,6 +265,8 @@ def render(bench: Bench) -> str:
     lines = [*_header(bench), *_targets(bench)]
     for number, phase in enumerate(bench.phases, 1):
         lines += _phase(number, phase)
+    if bench.fleet:
+        lines += _fleet(bench.fleet)
     if bench.parse:
         lines += _parse(bench.parse)
     if bench.notes:
@@ -212,7 +280,7 @@ def as_json(bench: Bench) -> dict[str, Any]:
                         "minimal": {e: {"count": n, "formula": why}
                                     for e, (n, why) in minimal_plan(p).items()}}
                        for p in bench.phases],
-            "parse": bench.parse,
+            "parse": bench.parse, "fleet": bench.fleet,
             "targets": [dataclasses.asdict(t) for t in bench.targets()]}
 
 
@@ -226,7 +294,8 @@ def load(path: Path) -> Bench:
     """A Bench back from its `report.json` (to render it again)."""
     data = json.loads(path.read_text())
     return Bench(meta=data["meta"], portal=data["portal"], notes=data["notes"],
-                 phases=[_phase_from(p) for p in data["phases"]], parse=data["parse"])
+                 phases=[_phase_from(p) for p in data["phases"]], parse=data["parse"],
+                 fleet=data.get("fleet"))
 
 
 def write(bench: Bench, directory: Path) -> tuple[Path, Path]:
