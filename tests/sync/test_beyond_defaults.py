@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from .beyond_portal import build_beyond
+from .beyond_portal import I_COMPANY, I_CONTACT, build_beyond
 from .ledger_view import view
 from .portal import Portal
 
@@ -57,3 +57,30 @@ def test_defaults_leave_the_ledger_as_the_reference_connector_wrote_it(portal: P
     assert not [r for r in portal.sandbox.requests()
                 if "/pipelines/" in r["path"] or r["object_type"] == "contacts"
                 or r.get("to_object_type") == "contacts"]
+
+
+def test_without_the_contacts_scope_invoice_parties_come_from_companies_only(
+        portal: Portal) -> None:
+    """The portal above granted the default scopes, without crm.objects.contacts.read: with
+    `--invoice-parties hubspot` the company still decides, and an invoice with only a contact
+    stays with "Unknown" instead of failing the run on HubSpot's 403."""
+    from hubspot_ledger.integration_settings import save_settings
+
+    save_settings(portal.integration_id, invoice_parties="hubspot")
+    result = portal.run()
+    assert result.succeeded, result.task_states
+
+    def customer(invoice_id: str) -> str:
+        row = portal.ledger.execute(
+            "SELECT c.name FROM ledger.invoices v JOIN ledger.customers c "
+            "ON c.id = v.customer_id WHERE v.id = %s",
+            [portal.local_id("invoice", invoice_id)]).fetchone()
+        assert row is not None
+        return str(row[0])
+
+    assert customer(I_COMPANY) == "Globex Ltd"
+    assert customer(I_CONTACT) == "Unknown"
+    sent = portal.requests_of(len(portal.runs) - 1)
+    assert [r for r in sent if "companies" in (r["object_type"], r.get("to_object_type"))
+            and r["object_type"] == "invoices"]
+    assert not [r for r in sent if "contacts" in (r["object_type"], r.get("to_object_type"))]

@@ -14,6 +14,7 @@ from hubspot_ledger.drafts import CompanyDraft, ContractDraft, ObligationDraft, 
 from hubspot_ledger.errors import InvalidInput, SetupIncomplete
 from hubspot_ledger.extract import closed_won
 from hubspot_ledger.extract.models import Company, Deal, Invoice, LineItem
+from hubspot_ledger.extract.parties import may_read_contacts
 from hubspot_ledger.extract.party_models import Contact, Party
 from hubspot_ledger.integration_settings import won_stages_value
 from hubspot_ledger.load.records import (
@@ -292,3 +293,11 @@ def test_a_contact_without_a_name_is_named_by_its_email() -> None:
     contact = Contact.of({"id": "33", "properties": {"email": " x@y.example ",
                                                      "firstname": "", "lastname": None}})
     assert customer_of(Party(contact=contact)).name == "x@y.example"
+
+
+@pytest.mark.parametrize(("granted", "may"), [
+    ("oauth crm.objects.invoices.read crm.objects.contacts.read", True),
+    ("oauth crm.objects.invoices.read", False), ("", True), (None, True)])
+def test_contacts_are_read_only_when_the_scope_was_granted(granted: str | None,
+                                                           may: bool) -> None:
+    assert may_read_contacts(granted) is may

@@ -17,6 +17,7 @@ from hubspot_ledger.hooks.hubspot import Association, HubSpotHook
 from hubspot_ledger.load.records import RemoteType
 
 CONTACT_PROPERTIES = ("firstname", "lastname", "email")
+CONTACTS_SCOPE = "crm.objects.contacts.read"
 
 
 
@@ -27,8 +28,15 @@ def lowest(associations: Sequence[Association]) -> str | None:
     return ids[0] if ids else None
 
 
-def invoice_parties(hook: HubSpotHook, invoice_ids: Sequence[str]) -> dict[str, Party]:
-    """Each invoice's party; invoices with neither a company nor a contact are left out."""
+def may_read_contacts(granted: str | None) -> bool:
+    """Whether the portal granted the contacts scope (an unknown grant: try)."""
+    return granted is None or not granted.strip() or CONTACTS_SCOPE in granted.split()
+
+
+def invoice_parties(hook: HubSpotHook, invoice_ids: Sequence[str], *, contacts: bool = True
+                    ) -> dict[str, Party]:
+    """Each invoice's party; invoices with neither a company nor a contact are left out.
+    `contacts=False` (the contacts scope not granted): companies only."""
     if not invoice_ids:
         return {}
     ids = list(invoice_ids)
@@ -39,12 +47,12 @@ def invoice_parties(hook: HubSpotHook, invoice_ids: Sequence[str]) -> dict[str, 
     without = [i for i in ids if companies.get(company_of.get(i, "")) is None]
     contact_of = {i: c for i, links in hook.batch_associations("invoices", "contacts",
                                                                without).items()
-                  if (c := lowest(links)) is not None} if without else {}
-    contacts = _contacts(hook, contact_of.values())
+                  if (c := lowest(links)) is not None} if without and contacts else {}
+    people = _contacts(hook, contact_of.values())
     found: dict[str, Party] = {}
     for invoice_id in ids:
         company = companies.get(company_of.get(invoice_id, ""))
-        contact = None if company else contacts.get(contact_of.get(invoice_id, ""))
+        contact = None if company else people.get(contact_of.get(invoice_id, ""))
         if company is not None or contact is not None:
             found[invoice_id] = Party(company=company, contact=contact)
     return found

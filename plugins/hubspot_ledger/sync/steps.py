@@ -472,10 +472,13 @@ def _with_lines(ctx: StepContext, chunks: Iterator[list[dict[str, Any]]]
 
 
 def _parties(ctx: StepContext, invoice_ids: Sequence[str]) -> Mapping[str, Party]:
-    """The invoices' companies and contacts, read only with `--invoice-parties hubspot`."""
+    """The invoices' companies and contacts, read only with `--invoice-parties hubspot`;
+    contacts only when HubSpot granted the scope to read them (README, "Beyond the reference
+    connector")."""
     if ctx.settings.invoice_parties != InvoiceParties.HUBSPOT:
         return {}
-    return parties.invoice_parties(ctx.hook, invoice_ids)
+    return parties.invoice_parties(ctx.hook, invoice_ids, contacts=parties.may_read_contacts(
+        ctx.integration.scope))
 
 
 def _load_invoices(ctx: StepContext, tally: Tally, page: list[dict[str, Any]],
