@@ -142,6 +142,8 @@ def test_won_stages_of_every_pipeline(beyond: Portal) -> None:
     _run(beyond)
     assert _why(beyond, "deal").startswith("full read")
     assert _pipeline_reads(beyond) == 1  # once per run, for both deal steps
+    assert _why(beyond, "won deal stage") == (
+        "71900002, closedwon (won stages setting: all-pipelines)")  # in the run report
     assert _status(beyond, D_RENEWAL) == "draft"
     assert beyond.row("contracts", beyond.local_id("deal", D_RENEWAL))["total_amount"] == \
         Decimal("500.0000")

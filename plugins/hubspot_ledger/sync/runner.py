@@ -94,10 +94,14 @@ def _won_stages(ledger: LedgerHook, run_id: int, hook: HubSpotHook, setting: str
     the first deal step, and the later step follows that decision."""
     if setting == WON_CLOSEDWON:
         return closed_won.DEFAULT_WON
-    decided = ledger.runs.read(run_id, "won_stages") or ledger.runs.decide_read(
-        run_id, "won_stages",
-        {"setting": setting,
-         "stages": sorted(closed_won.resolve_won_stages(hook, setting))})
+    # Kept with the run's reads, so the run report says "Read won deal stages: …".
+    key = "won deal stage"
+    decided = ledger.runs.read(run_id, key)
+    if decided is None:
+        stages = sorted(closed_won.resolve_won_stages(hook, setting))
+        decided = ledger.runs.decide_read(run_id, key, {
+            "setting": setting, "stages": stages,
+            "why": f"{', '.join(stages)} (won stages setting: {setting})"})
     log.info("Won deal stages: %s", ", ".join(decided["stages"]))
     return frozenset(decided["stages"])
 
