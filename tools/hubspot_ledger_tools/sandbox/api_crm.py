@@ -241,9 +241,10 @@ def _pipeline(pipeline_id: str = "default") -> dict[str, Any]:
 
 
 def _deal_pipeline_ids(request: Request) -> tuple[str, ...]:
-    """The deal pipelines served (config `pipelines`): HubSpot's default, and renewals."""
-    return ("default", RENEWALS) if sandbox_of(request).config.pipelines == "two" \
-        else ("default",)
+    """The deal pipelines served: HubSpot's default, and renewals (config `pipelines=two`, or
+    a portal generated with `beyond`)."""
+    two = sandbox_of(request).config.pipelines == "two" or portal_of(request).settings.beyond
+    return ("default", RENEWALS) if two else ("default",)
 
 
 @router.get("/crm/v3/pipelines/{object_type}")

@@ -53,6 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--consent", choices=("approve", "deny"), default=defaults.consent,
         help="what the simulated user answers on the consent page")
     add("--log-level", default="warning", help="uvicorn log level (default warning)")
+    add("--beyond", action="store_true",
+        help="issue 14's data: renewals-pipeline deals, billing start dates on recurring lines")
 
 
 def config_from(args: argparse.Namespace) -> SandboxConfig:
@@ -64,7 +66,8 @@ def config_from(args: argparse.Namespace) -> SandboxConfig:
         scopes=args.scopes.split(), optional_scopes=args.optional_scopes.split(),
         access_token_ttl=args.access_token_ttl, code_ttl=args.code_ttl,
         rate_limit=args.rate_limit, rate_window=args.rate_window, search_rate=args.search_rate,
-        search_lag=args.search_lag, search_cap=args.search_cap, consent=args.consent)
+        search_lag=args.search_lag, search_cap=args.search_cap, consent=args.consent,
+        beyond=args.beyond)
 
 
 def run(args: argparse.Namespace) -> None:

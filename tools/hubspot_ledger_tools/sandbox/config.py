@@ -63,6 +63,9 @@ class PortalSettings:
     account_type: str = "STANDARD"
     additional_currencies: list[str] = field(default_factory=lambda: ["EUR", "GBP"])
     hub_domain: str = "sandbox-portal.example.com"
+    # Issue 14's data: a renewals deal pipeline (its deals and its won stage) and billing start
+    # dates on recurring lines. Off: the data is exactly what it was before.
+    beyond: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -97,6 +100,7 @@ class SandboxConfig:
     # Deal pipelines served: "default" (HubSpot's sales pipeline only) or "two" (plus a
     # renewals pipeline with its own won stage; issue 14's won-stages setting).
     pipelines: str = "default"
+    beyond: bool = False  # generate issue 14's data (PortalSettings.beyond); startup only
 
     RUNTIME = frozenset({
         "access_token_ttl", "code_ttl", "rate_limit", "rate_window", "search_rate",
@@ -105,7 +109,8 @@ class SandboxConfig:
 
     def portal_settings(self) -> PortalSettings:
         return PortalSettings(portal_id=self.portal_id, seed=self.seed, scale=self.scale,
-                              currency=self.currency, ui_domain=self.ui_domain)
+                              currency=self.currency, ui_domain=self.ui_domain,
+                              beyond=self.beyond)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

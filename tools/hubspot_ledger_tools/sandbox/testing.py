@@ -364,6 +364,8 @@ class SandboxServer(SandboxAdmin):
                    "--search-cap", str(s.search_cap), "--consent", s.consent]
         for uri in s.redirect_uris:
             command += ["--redirect-uri", uri]
+        if s.beyond:
+            command.append("--beyond")
         return command
 
     def _start_process(self) -> None:
