@@ -10,7 +10,7 @@ setting and runs the DAG once (tests are in run order, each reads the ledger the
    pipelines read once in the run; an explicit list naming an unknown stage stops the next
    run at validate_setup, and going back to `closedwon` voids the renewal's draft;
 4. `--invoice-parties hubspot`: invoices go to their company's or contact's customer and the
-   configured accounting company.
+   configured accounting company (with an explicit won-stages list in the same run).
 """
 
 from __future__ import annotations
@@ -172,9 +172,14 @@ def test_an_unknown_won_stage_stops_the_run_and_closedwon_voids_the_renewal(
 
 
 def test_invoice_parties_from_hubspot(beyond: Portal) -> None:
-    save_settings(beyond.integration_id, invoice_parties="hubspot")
+    # With an explicit list of won stages too: checked against the pipelines once (at
+    # validate_setup), and the renewal's voided draft comes back.
+    save_settings(beyond.integration_id, invoice_parties="hubspot",
+                  won_stages="71900002,closedwon")
     _run(beyond)
     assert _why(beyond, "invoice").startswith("full read")
+    assert _pipeline_reads(beyond) == 1
+    assert _status(beyond, D_RENEWAL) == "draft"
     assert _party(beyond, I_COMPANY) == ("Globex Ltd", "company", None, COMPANY)
     assert beyond.row("invoices", beyond.local_id("invoice", I_COMPANY))["customer_id"] == \
         beyond.local_id("company", C_GLOBEX)  # the customer its deals have, not a new one

@@ -19,7 +19,12 @@ from hubspot_ledger.extract.reads import Window
 from hubspot_ledger.hooks.hubspot import HubSpotHook
 from hubspot_ledger.hooks.ledger import LedgerHook
 from hubspot_ledger.integration_settings import validate_setup
-from hubspot_ledger.load.records import WON_CLOSEDWON, Integration, RemoteType
+from hubspot_ledger.load.records import (
+    WON_ALL_PIPELINES,
+    WON_CLOSEDWON,
+    Integration,
+    RemoteType,
+)
 from hubspot_ledger.mapping import MappingContext
 from hubspot_ledger.sync import steps
 from hubspot_ledger.tokens import IntegrationTokens
@@ -90,15 +95,17 @@ def _reads(ledger: LedgerHook, integration: Integration, run_id: int, step: str,
 
 def _won_stages(ledger: LedgerHook, run_id: int, hook: HubSpotHook, setting: str
                 ) -> frozenset[str]:
-    """The won stages of this run (issue 14): the deal pipelines are read once per run, by
-    the first deal step, and the later step follows that decision."""
+    """The won stages of this run (issue 14): with `all-pipelines` the deal pipelines are read
+    once per run, by the first deal step, and the later step follows that decision."""
     if setting == WON_CLOSEDWON:
         return closed_won.DEFAULT_WON
     # Kept with the run's reads, so the run report says "Read won deal stages: …".
     key = "won deal stage"
     decided = ledger.runs.read(run_id, key)
     if decided is None:
-        stages = sorted(closed_won.resolve_won_stages(hook, setting))
+        # An explicit list was checked against the pipelines by validate_setup this run.
+        stages = (sorted(closed_won.resolve_won_stages(hook, setting))
+                  if setting == WON_ALL_PIPELINES else setting.split(","))
         decided = ledger.runs.decide_read(run_id, key, {
             "setting": setting, "stages": stages,
             "why": f"{', '.join(stages)} (won stages setting: {setting})"})
