@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 # The ledger database; the CLI, tests and demo read it from this Airflow connection.
 export AIRFLOW_CONN_LEDGER_DEFAULT ?= postgresql://postgres@127.0.0.1:5432/ledger
 
-.PHONY: help setup browser demo airflow test test-fast test-e2e test-celery lint bench chaos audit clean
+.PHONY: help setup browser demo airflow test test-fast test-e2e test-celery test-deployment lint bench chaos audit clean
 
 help:
 	@echo "make demo   - set up, start the HubSpot sandbox, run an integration's DAG, show the ledger"
@@ -60,7 +60,7 @@ test-fast: $(STAMP)
 	$(BIN)/pytest -m unit -q
 
 test-e2e: $(STAMP) browser
-	$(BIN)/pytest -m "e2e and not celery"
+	$(BIN)/pytest -m "e2e and not deployment"
 
 # e.g. make bench BENCH_ARGS="--scale medium"; see bench/README.md
 bench: $(STAMP)
@@ -90,3 +90,10 @@ test-celery: $(STAMP)
 	@command -v redis-server >/dev/null || redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 \
 		|| { apt-get update -qq && apt-get install -y redis-server; }
 	$(BIN)/pytest -m celery tests/celery
+
+# The tests that start a whole Airflow deployment (the Celery workers, a real backfill through
+# the scheduler): minutes each, so not in `make test`'s default run.
+test-deployment: $(STAMP)
+	@command -v redis-server >/dev/null || redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 \
+		|| { apt-get update -qq && apt-get install -y redis-server; }
+	$(BIN)/pytest -m deployment

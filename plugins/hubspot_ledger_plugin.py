@@ -16,14 +16,16 @@ from airflow.plugins_manager import AirflowPlugin
 
 from hubspot_ledger import ledger_pool_listener
 from hubspot_ledger.api import URL_PREFIX, LazyApp
-from hubspot_ledger.ui import UI_PREFIX, LazyPage
+from hubspot_ledger.timetable import SyncTimetable
+from hubspot_ledger.ui import UI_PREFIX
 
 
 class HubSpotLedgerPlugin(AirflowPlugin):
     name = "hubspot_ledger"
     fastapi_apps = [
         {"app": LazyApp(), "url_prefix": URL_PREFIX, "name": "HubSpot ledger integration"},
-        {"app": LazyPage(), "url_prefix": UI_PREFIX, "name": "HubSpot ledger operator page"},
+        {"app": LazyApp("hubspot_ledger.ui.app"), "url_prefix": UI_PREFIX,
+         "name": "HubSpot ledger operator page"},
     ]
     # The operator page in Airflow's navigation, under Browse (hubspot_ledger.ui). No
     # `url_route`: Airflow's UI then opens the page in a tab of its own instead of a sandboxed
@@ -36,3 +38,6 @@ class HubSpotLedgerPlugin(AirflowPlugin):
     ]
     # Creates the DAGs' Airflow pool as a scheduler, DAG processor or triggerer starts.
     listeners = [ledger_pool_listener]
+    # The integration DAGs' timetable (cron schedule, monthly backfill windows): Airflow finds
+    # a custom timetable again among the plugins' when it reads a serialized DAG.
+    timetables = [SyncTimetable]

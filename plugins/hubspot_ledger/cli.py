@@ -237,6 +237,67 @@ def _add_member_verbs(verbs: argparse._SubParsersAction[_Parser]) -> None:
     remove.set_defaults(func=cmd_member_remove)
 
 
+def cmd_integration_set(args: argparse.Namespace) -> None:
+    """Save an integration's schedule (checked first; nothing saved if Airflow cannot run it)."""
+    from hubspot_ledger.schedule import save_schedule
+
+    schedule = save_schedule(args.integration, args.schedule)
+    print(f"integration {args.integration} schedule: {schedule} (UTC; the DAG follows it at "
+          "the DAG processor's next parse)")
+
+
+def cmd_backfill(args: argparse.Namespace) -> None:
+    """Ask Airflow for a backfill in calendar-month windows, then follow it to the end."""
+    from hubspot_ledger import backfill
+
+    created = backfill.start(args.integration, from_date=args.from_date, to_date=args.to_date,
+                             unpause=args.unpause, max_active_runs=args.max_active_runs)
+    windows = created.windows
+    first, last = windows[0], windows[-1]
+    print(f"backfill {created.backfill_id} of {created.dag_id}: {len(windows)} run(s), "
+          f"{first.start:%Y-%m-%d} to {last.end:%Y-%m-%d} (the last one reads up to now "
+          "when it is the latest month)")
+    if args.no_wait:
+        print("queued; follow it in the Airflow UI (Browse → Backfills)")
+        return
+    done = backfill.follow(created)
+    if done.failed:
+        raise CliError(f"{len(done.failed)} of {len(done.windows)} window(s) failed: "
+                       + ", ".join(f"{w.start:%Y-%m-%d}" for w in done.failed)
+                       + f"; see `hubspot-ledger errors --integration {args.integration}` and "
+                       "the failed runs' task logs, then run the backfill again (it re-runs "
+                       "only the failed windows)")
+    print(f"backfill {created.backfill_id} done: {len(done.windows)} window(s) succeeded")
+
+
+def _add_schedule_and_backfill_verbs(verbs: argparse._SubParsersAction[_Parser],
+                                     integration_verbs: argparse._SubParsersAction[_Parser]
+                                     ) -> None:
+    """`integration set --schedule` and `backfill` (issue 15)."""
+    set_verb = integration_verbs.add_parser("set", help="change an integration's schedule")
+    set_verb.add_argument("--integration", type=int, required=True)
+    set_verb.add_argument("--schedule", required=True, metavar="CRON",
+                          help="a cron expression in UTC ('0 * * * *') or @hourly, @daily…")
+    set_verb.set_defaults(func=cmd_integration_set)
+
+    run = verbs.add_parser("backfill", help="load an integration's history (from its cutoff "
+                           "date to now) through Airflow, one calendar month per run")
+    run.add_argument("--integration", type=int, required=True)
+    run.add_argument("--from", dest="from_date", type=_date, metavar="YYYY-MM-DD",
+                     help="default: the integration's cutoff date")
+    run.add_argument("--to", dest="to_date", type=_date, metavar="YYYY-MM-DD",
+                     help="default: now")
+    run.add_argument("--unpause", action="store_true",
+                     help="unpause the integration's DAG if it is paused (otherwise refused)")
+    run.add_argument("--max-active-runs", type=int, default=1,
+                     help="windows run side by side; default 1: a window writes under the "
+                          "integration's write lock, which a second one finds busy (its task "
+                          "then ends and Airflow retries it later)")
+    run.add_argument("--no-wait", action="store_true",
+                     help="return once the runs are queued instead of following them")
+    run.set_defaults(func=cmd_backfill)
+
+
 def cmd_books_create(args: argparse.Namespace) -> None:
     from hubspot_ledger.books import create_books, read_chart, template_chart
     from hubspot_ledger.hooks.ledger import LedgerHook
@@ -347,6 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--organization", required=True, help="organization name")
     create.add_argument("--cutoff", required=True, type=_date, help="YYYY-MM-DD, inclusive")
     create.set_defaults(func=cmd_integration_create)
+    _add_schedule_and_backfill_verbs(verbs, integration_verbs)
 
     sandbox = verbs.add_parser("sandbox", help="serve the HubSpot sandbox (see sandbox --help)",
                                add_help=False)

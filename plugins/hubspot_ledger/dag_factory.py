@@ -28,12 +28,13 @@ from pathlib import Path
 from typing import Any
 
 from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param, chain, get_parsing_context
+from airflow.sdk import DAG, Param, chain, get_parsing_context
 
 from hubspot_ledger import ledger_pool
 from hubspot_ledger.config import state_dir
 from hubspot_ledger.load.records import IntegrationSummary
 from hubspot_ledger.sync import tasks
+from hubspot_ledger.timetable import SyncTimetable
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def _seconds(name: str, default: float) -> dt.timedelta:
 
 
 # Bounded waiting (issue 13): no step may hang a tenant's DAG, whose runs never overlap. A sync
-# step's time-out includes waiting up to 10 minutes for the integration's write lock; the light
+# step's time-out covers a large portal's reads and writes (the write lock never waits); the light
 # steps (setup check, token, branch, report) answer in seconds, or after the token endpoint's
 # retries. Past the DAG run time-out the scheduler fails the run, so the next one can start
 # (and settles the stuck run's row, see sync.tasks). Read when the DAG is built.
@@ -151,11 +152,12 @@ def load_integrations(fetch: Fetch = _fetch_from_ledger, cache: Path | None = No
 
 
 def _timetable(schedule: str) -> Any:
-    """A cron schedule with real data intervals, so that `airflow backfill create` hands each
-    run a window [start, end) to read (see sync.tasks.backfill_window). Anything that is not a
-    cron expression or preset is given to Airflow as it is."""
+    """The integration's cron for scheduled runs, with real data intervals, and calendar-month
+    windows for backfills (hubspot_ledger.timetable says why): each backfill run reads the
+    records HubSpot last modified inside its window (see sync.tasks.backfill_window). Anything
+    that is not a cron expression or preset is given to Airflow as it is."""
     try:
-        return CronDataIntervalTimetable(schedule, timezone="UTC")
+        return SyncTimetable(schedule, timezone="UTC")
     except Exception:  # noqa: BLE001 - Airflow reports a bad schedule better than we can
         return schedule
 

@@ -1,18 +1,21 @@
-"""One request budget per HubSpot portal, shared by every process that calls it.
+"""One request budget per HubSpot portal, shared by every thread, process and worker calling it.
 
-HubSpot limits an OAuth app per installing portal: 110 requests per rolling 10 seconds, and the
-search endpoints separately at about 5 per second (hubspot-api.md). Several tasks and several
-runs of the same portal may call at once, on different workers, so the budget lives in the
-ledger database: a token bucket per (portal, kind), taken by one atomic UPSERT per request.
+HubSpot limits an OAuth app per installing portal (hubspot-api.md): 110 requests per *rolling*
+10 seconds, search separately at 5 per second, and a daily number of requests. Several threads
+of one task, several tasks and several runs of the same portal may call at once, on different
+workers, so the budget lives in the ledger database and is modelled as HubSpot counts it: a
+rolling window per (portal, kind), kept as the slots of the last `limit` requests granted
+(migration 0012, `ledger.hubspot_take_slot`, one atomic call per request).
 
-A bucket of capacity C refilled at r/s lets through at most C + r·W requests in any window W, so
-C and r are chosen just below HubSpot's limits. A caller that finds
-the bucket empty gets a reservation (tokens go negative) and sleeps exactly until its turn: no
-polling, no 429 storm, first come first served across processes.
+A caller takes the next free slot: now, while the window has room (a run bursts up to what the
+window has left), else the moment the oldest of the window's requests leaves it. It then sleeps
+until its slot: no polling, no 429 storm, first come first served across processes. The limits
+keep a margin under HubSpot's (100 of 110, 4 of 5): requests bunch up in transit and on a busy
+server, so they may arrive a little closer together than they were granted.
 
-No caller ever waits longer than `max_hold()` seconds (60 by default): a bucket never goes
-below −max_hold·rate, whatever 429s, Retry-After headers or earlier versions put in it, so a
-HubSpot asking for a day (`Retry-After: 86400`) holds the portal back a minute at most.
+No caller waits because of a 429 longer than `max_hold()` seconds (60 by default): a HubSpot
+asking for a day (`Retry-After: 86400`) holds the portal back a minute at most. When the portal's
+daily budget is spent, `acquire` raises `DailyBudgetSpent`: the run stops, the next one resumes.
 """
 
 from __future__ import annotations
@@ -31,55 +34,80 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Budget:
-    capacity: float  # burst
-    rate: float  # sustained requests per second
+    """At most `limit` requests in any `seconds` (a rolling window), granted `guard` seconds
+    further apart than that.
+
+    Why the guard: a slot is granted when the request is about to leave, but HubSpot counts it
+    when it arrives. A burst granted at once arrives spread out (threads waking, connections
+    opening, the network); if the next window's burst then arrives on time, HubSpot's window
+    holds the late part of the last burst as well, and a margin on the count alone cannot help
+    (a whole burst can be late). With the windows granted `guard` apart, any request that
+    arrives at most `guard` late is counted in its own window."""
+
+    limit: int
+    seconds: float
+    guard: float = 0.0
+
+    @property
+    def span(self) -> float:
+        """The window the budget grants in."""
+        return self.seconds + self.guard
+
+    @property
+    def rate(self) -> float:
+        """Sustained requests per second."""
+        return self.limit / self.span
 
 
-def _rate(name: str, default: float) -> float:
-    return float(os.environ.get(name, default))
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
 
 
-# The longest a caller waits for its turn, and the longest a 429 holds the portal back: the
-# same variable as the HubSpot hook's cap on Retry-After (hubspot_ledger.hooks.hubspot).
+# The longest a 429 holds the portal back: the same variable as the HubSpot hook's cap on
+# Retry-After (hubspot_ledger.hooks.hubspot).
 MAX_HOLD_SECONDS = 60.0
 
 
 def max_hold() -> float:
-    """At least a second: the floor is also the room for callers queueing for their turn."""
     return max(float(os.environ.get("HUBSPOT_LEDGER_RETRY_AFTER_CAP", MAX_HOLD_SECONDS)), 1.0)
 
 
-# With a capacity of one request, calls leave at least 1/rate apart, so any window W holds at
-# most ⌊rate·W⌋ + 1 of them: 102 + 1 = 103 ≤ 110 per 10 s, and ⌊4.0⌋ + 1 = 5 per second for
-# search. The margin is for jitter: calls bunch up in transit and on a busy server, and the
-# benchmark on a loaded machine drew a few 429s at 10.8/4.9, 10.5/4.6 and 10.4/4.4 (none at
-# these rates, for the same wall time). Operators whose portal answers 429 anyway can lower
-# them (HubSpot's published search limit has varied between 4 and 5 per second).
+def _guard(default: float) -> float:
+    return float(os.environ.get("HUBSPOT_LEDGER_RATE_GUARD_SECONDS", default))
+
+
+# HubSpot's 110 / 10 s and 5 / s, with a margin on the count (another app's odd request, a
+# clock step) and a guard on the window (requests arriving late, see Budget): 104 per 10.5 s is
+# 9.9/s sustained, 4 per 1.1 s 3.6/s. Operators whose portal answers 429 anyway (another app of
+# the same portal) lower the limits.
 BUDGETS = {
-    "general": Budget(capacity=1, rate=_rate("HUBSPOT_LEDGER_GENERAL_RATE", 10.2)),
-    "search": Budget(capacity=1, rate=_rate("HUBSPOT_LEDGER_SEARCH_RATE", 4.0)),
+    "general": Budget(limit=_int("HUBSPOT_LEDGER_GENERAL_LIMIT", 104), seconds=10.0,
+                      guard=_guard(0.5)),
+    "search": Budget(limit=_int("HUBSPOT_LEDGER_SEARCH_LIMIT", 4), seconds=1.0,
+                     guard=_guard(0.1)),
 }
+# HubSpot's daily limit (250,000 for most portals, shared by every app of the portal) less a
+# margin left to the portal's other apps. HUBSPOT_LEDGER_DAILY_LIMIT overrides it (0: no limit).
+DAILY_LIMIT = 250_000 - 1_000
 
-# %(floor)s = −max_hold·rate: the deepest a bucket goes (its last caller waits max_hold).
-_TAKE = """
-INSERT INTO ledger.hubspot_rate_buckets AS b (portal_id, bucket, tokens, updated_at)
-VALUES (%(portal)s, %(bucket)s, %(capacity)s - 1, clock_timestamp())
-ON CONFLICT (portal_id, bucket) DO UPDATE SET
-    tokens = greatest(%(floor)s, least(%(capacity)s, b.tokens + %(rate)s
-                      * extract(epoch FROM clock_timestamp() - b.updated_at)) - 1),
-    updated_at = clock_timestamp()
-RETURNING tokens
-"""
 
-# A 429: nobody's next request before `seconds` from now (reservations already made keep
-# their turn), and never deeper than the floor.
-_DRAIN = """
+def daily_limit() -> int | None:
+    value = _int("HUBSPOT_LEDGER_DAILY_LIMIT", DAILY_LIMIT)
+    return value if value > 0 else None
+
+
+class DailyBudgetSpent(Exception):
+    """The portal's daily request budget is spent: nothing more is sent today."""
+
+
+# A 429: nobody's next request before `seconds` from now (never more than max_hold).
+_HOLD = """
 UPDATE ledger.hubspot_rate_buckets SET
-    tokens = greatest(%(floor)s, least(tokens + %(rate)s
-                      * extract(epoch FROM clock_timestamp() - updated_at), 0)
-                      - %(seconds)s * %(rate)s),
+    held_until = greatest(coalesce(held_until, 0),
+                          extract(epoch FROM clock_timestamp()) + %(seconds)s),
     updated_at = clock_timestamp()
 WHERE portal_id = %(portal)s AND bucket = %(bucket)s
+RETURNING held_until
 """
 
 
@@ -89,7 +117,8 @@ def bucket_of(path: str) -> str:
 
 
 class PortalRateLimiter:
-    """`acquire(path)` before every HubSpot API call of one portal; `backoff` after a 429."""
+    """`acquire(path)` before every HubSpot API call of one portal; `backoff` after a 429.
+    Thread-safe: the threads of one task share it (and its one ledger connection)."""
 
     def __init__(self, portal_id: str, connect: Any,
                  budgets: dict[str, Budget] | None = None) -> None:
@@ -116,18 +145,25 @@ class PortalRateLimiter:
             return None
 
     def acquire(self, path: str) -> float:
-        """Take one request from the portal's budget; sleeps until it is this caller's turn.
-        Returns the seconds waited."""
+        """Take one request from the portal's budget; sleeps until this caller's slot.
+        Returns the seconds waited; raises DailyBudgetSpent when the day's budget is gone."""
         bucket = bucket_of(path)
         budget = self.budgets[bucket]
-        tokens = float(self._execute(_TAKE, {"portal": self.portal_id, "bucket": bucket,
-                                             "capacity": budget.capacity,
-                                             "rate": budget.rate,
-                                             "floor": -max_hold() * budget.rate}))
-        if tokens >= 0:
+        wait = self._execute(
+            "SELECT ledger.hubspot_take_slot(%(portal)s, %(bucket)s, %(limit)s, %(window)s, "
+            "%(hold)s, %(daily)s)",
+            {"portal": self.portal_id, "bucket": bucket, "limit": budget.limit,
+             "window": budget.span, "hold": max_hold(), "daily": daily_limit()})
+        if wait is None:
+            raise DailyBudgetSpent(
+                f"HubSpot's daily API budget of portal {self.portal_id} is spent "
+                f"({daily_limit():,} requests today, HUBSPOT_LEDGER_DAILY_LIMIT); the sync stops "
+                "here and the next run resumes")
+        wait = float(wait)
+        if wait <= 0:
             return 0.0
-        wait = min(-tokens / budget.rate, max_hold())
-        self.waited += wait
+        with self._lock:
+            self.waited += wait
         time.sleep(wait)
         return wait
 
@@ -136,12 +172,9 @@ class PortalRateLimiter:
         `seconds` but never longer than `max_hold()`."""
         bucket = bucket_of(path)
         seconds = min(max(seconds, 0.0), max_hold())
-        rate = self.budgets[bucket].rate
         log.warning("HubSpot rate limit hit on the %s budget of portal %s: every caller of this "
                     "portal waits %.1fs", bucket, self.portal_id, seconds)
-        self._execute(_DRAIN + " RETURNING tokens", {
-            "portal": self.portal_id, "bucket": bucket, "seconds": seconds, "rate": rate,
-            "floor": -max_hold() * rate})
+        self._execute(_HOLD, {"portal": self.portal_id, "bucket": bucket, "seconds": seconds})
 
     def close(self) -> None:
         with self._lock:

@@ -32,7 +32,8 @@ def test_settings_round_trip(airflow_api: AirflowApi, books: Callable[..., int],
     saved = airflow_api.call(method, f"/{integration_id}/settings/", json=body)
 
     assert saved.status_code == 200, saved.text
-    expected = {"integration_id": integration_id, **body, **BEYOND_DEFAULTS, "missing": []}
+    expected = {"integration_id": integration_id, **body, "schedule": "@hourly",
+                **BEYOND_DEFAULTS, "missing": []}
     assert saved.json() == expected
     assert airflow_api.call("GET", f"/{integration_id}/settings/").json() == expected
 

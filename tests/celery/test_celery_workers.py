@@ -32,7 +32,7 @@ from hubspot_ledger_tools.deployment import Deployment, DeploymentSettings
 from hubspot_ledger_tools.fleet_portals import add_portals, connected_integration, dag_id
 from hubspot_ledger_tools.sandbox.testing import SandboxServer
 
-pytestmark = [pytest.mark.e2e, pytest.mark.celery, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.e2e, pytest.mark.celery, pytest.mark.deployment, pytest.mark.timeout(900)]
 
 CUTOFF = dt.date(2020, 1, 1)
 WORKERS = ("worker1", "worker2")

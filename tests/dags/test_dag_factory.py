@@ -114,9 +114,8 @@ def test_a_very_long_organization_name_still_builds_its_dag() -> None:
 @pytest.mark.parametrize("status", ["connected", "disconnected", "error"])
 def test_issue_15_every_integration_keeps_its_schedule_whatever_its_status(status: str) -> None:
     timetable = dag_factory.build_dag(summary(1, status=status)).timetable
-    # Hourly, with real data intervals: a backfill run reads its own window.
-    assert (type(timetable).__name__, timetable.expression) == ("CronDataIntervalTimetable",
-                                                                "0 * * * *")
+    # Hourly, with real data intervals; backfills by calendar month (hubspot_ledger.timetable).
+    assert (type(timetable).__name__, timetable.summary) == ("SyncTimetable", "0 * * * *")
 
 
 @pytest.mark.unit

@@ -437,7 +437,7 @@ def world(ledger_db: str) -> Iterator[World]:
         # The sandbox above does not rate limit; neither does the client (the rate budgets
         # have tests of their own in tests/scale).
         for bucket in ("general", "search"):
-            mp.setitem(ratelimit.BUDGETS, bucket, ratelimit.Budget(capacity=1_000, rate=1_000))
+            mp.setitem(ratelimit.BUDGETS, bucket, ratelimit.Budget(limit=1_000, seconds=1.0))
         data = sb.sandbox.portal(None).data
         seed_ids = {kind: [str(i) for i in data.table(kind).ids]
                     for kind in ("deals", "invoices", "products", "companies")}

@@ -18,7 +18,6 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ from support import StaticToken
 from hubspot_ledger.crypto import KEYS_ENV
 from hubspot_ledger.hooks.hubspot import HubSpotHook, HubSpotTemporaryError
 from hubspot_ledger.hooks.ledger import LedgerHook
-from hubspot_ledger.ratelimit import BUDGETS, PortalRateLimiter
+from hubspot_ledger.ratelimit import PortalRateLimiter
 from hubspot_ledger.sync.runner import settle_interrupted_runs
 from hubspot_ledger_tools.fault_matrix import new_integration, sandbox_app
 from hubspot_ledger_tools.sandbox.testing import SandboxServer
@@ -62,11 +61,13 @@ def hook_for(sb: SandboxServer, portal_id: int | None = None) -> HubSpotHook:
     return HubSpotHook(token_source=StaticToken(token), limiter=limiter)
 
 
-def bucket(ledger: psycopg.Connection, portal_id: int, kind: str = "general") -> float:
-    row = ledger.execute("SELECT tokens FROM ledger.hubspot_rate_buckets WHERE portal_id = %s "
-                         "AND bucket = %s", [str(portal_id), kind]).fetchone()
+def held(ledger: psycopg.Connection, portal_id: int, kind: str = "general") -> float:
+    """Seconds from now that the portal's budget holds every caller back (0: none)."""
+    row = ledger.execute("SELECT coalesce(held_until - extract(epoch FROM clock_timestamp()), 0)"
+                         " FROM ledger.hubspot_rate_buckets WHERE portal_id = %s AND bucket = %s",
+                         [str(portal_id), kind]).fetchone()
     assert row is not None
-    return float(Decimal(row[0]))
+    return max(float(row[0]), 0.0)
 
 
 # -- Retry-After --------------------------------------------------------------------------------
@@ -90,14 +91,13 @@ def test_retry_after_a_day_fails_the_request_fast_and_never_poisons_the_portal_b
         hook.request("GET", PRODUCTS, params={"limit": 1})
     assert time.monotonic() - started < 3
     assert len(sb.requests(endpoint=f"GET {PRODUCTS}", portal_id=sb.portal_id)) == 1  # no retry
-    # The portal is held back for the cap (60 s at 10.2/s), not for a day.
-    rate = BUDGETS["general"].rate
-    assert -60 * rate - 1 <= bucket(ledger, sb.portal_id) <= -50 * rate
+    # The portal is held back for the cap (60 s), not for a day.
+    assert 50 <= held(ledger, sb.portal_id) <= 60
     # Another portal is untouched: its next call does not wait.
     started = time.monotonic()
     other.request("GET", PRODUCTS, params={"limit": 1})
     assert time.monotonic() - started < 1
-    assert bucket(ledger, OTHER_PORTAL) > -1
+    assert held(ledger, OTHER_PORTAL) == 0
 
 
 @pytest.mark.integration
@@ -117,15 +117,17 @@ def test_after_a_retry_after_of_a_day_the_same_portal_is_served_again_within_the
 @pytest.mark.integration
 def test_a_budget_poisoned_by_an_earlier_version_heals_at_the_next_call(
         ledger: psycopg.Connection, sb: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The −345,600 left in the table by the old behaviour is clamped, not waited out."""
+    """A hold of a day left in the table (the old behaviour's −345,600 tokens) is clamped to
+    the cap, not waited out."""
     monkeypatch.setenv("HUBSPOT_LEDGER_RETRY_AFTER_CAP", "1")
     ledger.execute("INSERT INTO ledger.hubspot_rate_buckets (portal_id, bucket, tokens, "
-                   "updated_at) VALUES (%s, 'search', -345600, now())", [str(sb.portal_id)])
+                   "updated_at, held_until) VALUES (%s, 'search', -345600, now(), "
+                   "extract(epoch FROM now()) + 86400)", [str(sb.portal_id)])
     limiter = PortalRateLimiter(str(sb.portal_id), LedgerHook()._connect)
     started = time.monotonic()
     limiter.acquire("/crm/v3/objects/deals/search")
     assert time.monotonic() - started < 1.5
-    assert bucket(ledger, sb.portal_id, "search") >= -BUDGETS["search"].rate - 1
+    assert held(ledger, sb.portal_id, "search") <= 1
     limiter.close()
 
 

@@ -101,7 +101,10 @@ def test_r_sync_2_fixed_order_invoices_products_companies_deals(run1: Portal) ->
     deals = lambda ep, ot: "deals/line_items" in ep  # noqa: E731
     assert last(invoices) < first(products)
     assert last(products) < first(companies)
-    assert last(companies) < first(deals)
+    # Issue 12: the deals' line items are read ahead, beside the deal search of the companies
+    # step (after the deals they belong to were found); the ledger writes keep R-SYNC-2's
+    # order, which tests/sync/test_write_order.py asserts on the rows written.
+    assert first(companies) < first(deals)
 
 
 def test_r_prod_1_to_4_products_become_items(run1: Portal) -> None:

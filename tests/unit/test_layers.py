@@ -97,3 +97,20 @@ def test_the_repositories_import_nothing_upstream() -> None:
     forbidden = ("hubspot_ledger.sync", "hubspot_ledger.mapping", "hubspot_ledger.extract",
                  "hubspot_ledger.stage", "hubspot_ledger.hooks")
     assert _offenders("hubspot_ledger.store", forbidden) == {}
+
+
+def _class_sizes() -> dict[str, int]:
+    sizes: dict[str, int] = {}
+    for path in sorted(PRODUCT.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef) and node.end_lineno is not None:
+                sizes[f"{_module_name(path)}.{node.name}"] = node.end_lineno - node.lineno + 1
+    return sizes
+
+
+def test_no_class_of_the_product_is_over_300_lines() -> None:
+    """Issue 11: a class a newcomer can read at once; LedgerHook hands its connection to the
+    store's repositories instead of holding every concern."""
+    sizes = _class_sizes()
+    assert sizes["hubspot_ledger.hooks.ledger.LedgerHook"] < 200
+    assert {name: n for name, n in sizes.items() if n > 300} == {}

@@ -19,20 +19,25 @@ URL_PREFIX = "/api/integrations/hubspot"
 
 
 class LazyApp:
-    """An ASGI app that builds the real one (`hubspot_ledger.api.app.create_app`, behind
-    `hubspot_ledger.api.guard.RequestGuard`) when first called. One event loop calls it, and
-    building is synchronous, so it is built once."""
+    """An ASGI app that builds the real one (the `create_app` of module `factory`, behind
+    `hubspot_ledger.api.guard.RequestGuard`: one body limit and last-resort answer for every
+    app of the plugin) when first called. One event loop calls it, and building is
+    synchronous, so it is built once. Airflow imports the plugin at start-up; building the
+    apps then would import FastAPI routes, the hooks and the ledger layer for nothing."""
+
+    def __init__(self, factory: str = "hubspot_ledger.api.app") -> None:
+        self.factory = factory
 
     @cached_property
     def app(self) -> ASGIApp:
-        from hubspot_ledger.api.app import create_app
+        from importlib import import_module
+
         from hubspot_ledger.api.guard import RequestGuard
 
-        return RequestGuard(create_app())
+        return RequestGuard(import_module(self.factory).create_app())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self.app(scope, receive, send)
 
     def __repr__(self) -> str:  # shown by `airflow plugins`
-        return ("<hubspot_ledger.api.LazyApp: "
-                "hubspot_ledger.api.guard.RequestGuard(hubspot_ledger.api.app.create_app())>")
+        return f"<LazyApp: RequestGuard({self.factory}.create_app())>"

@@ -33,6 +33,8 @@ from hubspot_ledger.integration_settings import (
     save_settings,
     validate_setup,
 )
+from hubspot_ledger.schedule import checked as checked_schedule
+from hubspot_ledger.schedule import get_schedule, save_schedule
 
 router = APIRouter(prefix="/{integration_id}", tags=["integration"])
 
@@ -53,18 +55,22 @@ def trigger_sync(access: Annotated[Access, Depends(can_run)],
 @router.get("/settings/", summary="The integration's settings")
 def read_settings(access: Annotated[Access, Depends(can_read)]) -> Settings:
     settings = get_settings(access.integration_id)
-    return Settings.of(settings, missing_settings(settings))
+    return Settings.of(settings, missing_settings(settings), get_schedule(access.integration_id))
 
 
 @router.api_route("/settings/", methods=["PUT", "POST"], summary="Save settings (partial)")
 def write_settings(access: Annotated[Access, Depends(can_change)],
                    body: SettingsUpdate) -> Settings:
     accounts = {a.field: getattr(body, a.field) for a in ACCOUNTS}
+    # The schedule is checked before anything is saved: all or nothing.
+    schedule = checked_schedule(body.schedule) if body.schedule is not None else None
     settings = save_settings(access.integration_id, accounts=accounts, company=body.company,
                              sync_invoices=body.sync_invoices,
                              invoice_parties=body.invoice_parties, won_stages=body.won_stages,
                              recognition=body.recognition)
-    return Settings.of(settings, missing_settings(settings))
+    if schedule is not None:
+        save_schedule(access.integration_id, schedule)
+    return Settings.of(settings, missing_settings(settings), get_schedule(access.integration_id))
 
 
 @router.get("/errors/", summary="The integration's open problems (all=true: the whole "

@@ -50,6 +50,9 @@ class SettingsUpdate(BaseModel):
     clearing_account: str | None = None
     company: str | None = None
     sync_invoices: bool | None = None
+    schedule: str | None = Field(
+        None, description="the DAG's cron schedule in UTC ('0 * * * *', or @hourly, @daily…); "
+                          "checked before anything is saved (422 if Airflow cannot run on it)")
     # Issue 14: `unknown|hubspot`, `closedwon|all-pipelines|STAGE_ID,...`,
     # `immediate|hubspot-terms` (validated by `integration_settings.save_settings`).
     invoice_parties: str | None = Field(None, max_length=40)
@@ -66,6 +69,8 @@ class Settings(BaseModel):
     clearing_account: str | None
     company: str | None
     sync_invoices: bool
+    schedule: str | None = Field(None, description="the DAG's cron schedule (UTC); the DAG "
+                                                   "follows a change at its next parse")
     invoice_parties: str = "unknown"
     won_stages: str = "closedwon"
     recognition: str = "immediate"
@@ -73,8 +78,9 @@ class Settings(BaseModel):
                                            "deleted record); empty when setup is complete")
 
     @classmethod
-    def of(cls, settings: IntegrationSettings, missing: list[str]) -> Settings:
-        return cls(**settings.to_dict(), missing=missing)
+    def of(cls, settings: IntegrationSettings, missing: list[str],
+           schedule: str | None = None) -> Settings:
+        return cls(**settings.to_dict(), schedule=schedule, missing=missing)
 
 
 class ErrorEntry(BaseModel):

@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from hubspot_ledger.backfill_windows import BEGINNING, reach
 from hubspot_ledger.extract import closed_won
 from hubspot_ledger.extract.reads import Window
 from hubspot_ledger.hooks.hubspot import HubSpotHook
@@ -79,9 +80,13 @@ def _reads(ledger: LedgerHook, integration: Integration, run_id: int, step: str,
     """What this step reads, and under which cutoff. A backfill run reads what HubSpot last
     modified inside its window; other runs follow the type's coverage, decided once per run."""
     if window is not None:
+        # The window holding the cutoff reads from the beginning, the latest one up to now
+        # (backfill_windows.reach says why).
+        since, until = reach(window, integration.cutoff_date, dt.datetime.now(dt.UTC))
         ledger.runs.set_mode(run_id, "window", window)
-        log.info("Backfill window: records HubSpot last modified from %s to %s", *window)
-        return Window(since=window[0], until=window[1]), integration.cutoff_date
+        log.info("Backfill window %s to %s: records HubSpot last modified from %s to %s",
+                 *window, "the beginning" if since == BEGINNING else since, until or "now")
+        return Window(since=since, until=until), integration.cutoff_date
     remote_type = STEP_TYPE[step]
     read = ledger.runs.read(run_id, remote_type.value) or ledger.runs.decide_read(
         run_id, remote_type.value, _decide(ledger, integration, remote_type, full_refresh))
@@ -139,7 +144,8 @@ def run_step(step: str, integration_id: int, dag_run_id: str, *, full_refresh: b
             with ledger.writer(integration_id, dag_run_id) as writer:
                 counts = STEPS[step](steps.StepContext(
                     integration=integration, settings=settings, mapping=mapping, hook=hook,
-                    writer=writer, run_id=run_id, window=reads, connect=ledger.new_connection))
+                    writer=writer, run_id=run_id, window=reads, connect=ledger.new_connection,
+                    retry_open=window is None))
         finally:
             limiter.close()
         log.info("%s: %s HubSpot requests, %.1fs waited for the portal's rate budget", step,

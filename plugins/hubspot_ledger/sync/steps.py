@@ -15,7 +15,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from hubspot_ledger.extract import closed_won, parties, reads
+from hubspot_ledger.extract import ahead, closed_won, parties, reads
 from hubspot_ledger.extract.models import (
     Company,
     Deal,
@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 D = TypeVar("D")
 IMPORTED = frozenset({Change.CREATED, Change.UPDATED, Change.UNCHANGED})
 LOST = "lost"  # a staged deal that no longer qualifies (its payload is only this flag)
+LINES = "lines"  # a staged deal's line items, read ahead by sync_companies (raw, as HubSpot sent)
 # Deals or invoices handled together: one v4 association request takes 1,000 ids, and their
 # line items then fill whole batch reads of 100. Memory stays at a few MB per batch.
 DOCUMENT_BATCH = 1_000
@@ -72,6 +73,10 @@ class StepContext:
     connect: Callable[[], Any]  # a new ledger connection (the read-ahead thread's own)
     # Incremental and backfill runs read what HubSpot modified in this window; None: all.
     window: reads.Window | None = None
+    # Read the records with open problems again (every run but a backfill window: each window
+    # would log every open problem of the windows before it again, issue 15; the next
+    # scheduled run retries them).
+    retry_open: bool = True
 
 
 @dataclass
@@ -200,6 +205,8 @@ def _retried(ctx: StepContext, tally: Tally, remote_type: RemoteType, seen: set[
 
 
 def _open(ctx: StepContext, remote_type: RemoteType) -> list[str]:
+    if not ctx.retry_open:
+        return []
     return problems.open_ids(ctx.writer.conn, ctx.integration.id, remote_type.value)
 
 
@@ -219,32 +226,38 @@ def _owners_of_deleted_lines(ctx: StepContext, owner_type: RemoteType) -> set[st
 
 def sync_companies(ctx: StepContext) -> dict[str, int]:
     """Finds the qualifying deals (companies are reached only through them, R-COMP-1), stages
-    each with its primary company for sync_deals, and upserts every company on them.
+    each with its primary company and its line items for sync_deals, and upserts every company
+    on them.
 
-    Three stages overlap: the deal search (HubSpot's search budget) in one thread, the deals'
-    company associations and company reads (the general budget) in another, the ledger writes
-    here."""
+    Three stages overlap: the deal search (HubSpot's search budget) in one thread; in another,
+    everything else the deals need that does not depend on the ledger — their company and
+    line-item associations, the companies and the line items, in full batch reads pooled across
+    chunks (extract.ahead, the general budget, which would otherwise idle while the search
+    runs); the ledger writes here, in R-SYNC-2's order (this step writes companies only)."""
     writer, run_id = ctx.writer, ctx.run_id
     staging = Staging(writer.conn)
     with writer.batch():
         staging.clear_stage(run_id)
     company_ids: set[str] = set()
     seen: set[str] = set()
+    staged = 0
     tally = Tally("companies")
     # Read here, not in the read-ahead thread: the writer's connection is this thread's.
     retry = set(_open(ctx, RemoteType.DEAL)) | _owners_of_deleted_lines(ctx, RemoteType.DEAL)
     lost: set[str] = set()
     deals = prefetch(reads.rebatch(_deals_to_sync(ctx, seen, retry, lost), DOCUMENT_BATCH))
-    for chunk, primaries, companies in prefetch(_with_companies(ctx, deals)):
+    for found in prefetch(ahead.read_ahead(ctx.hook, deals)):
         staging.stage(run_id, RemoteType.DEAL, [
-            (deal_id, _jsonb({"deal": raw, "company_id": primaries.get(deal_id)}))
-            for deal_id, raw in ((str(r.get("id", "")), r) for r in chunk)])
+            (str(d.raw.get("id", "")), _jsonb({"deal": d.raw, "company_id": d.company_id,
+                                               LINES: found.lines_of(d)}))
+            for d in found.deals])
         staging.stage(run_id, RemoteType.COMPANY,
-                      [(str(raw.get("id", "")), _jsonb(raw)) for raw in companies])
-        company_ids.update(str(raw.get("id", "")) for raw in companies)
-        _load_companies(ctx, tally, companies)
-        log.info("companies: %s closed-won deals to sync so far, %s companies",
-                 f"{len(seen):,}", f"{len(company_ids):,}")
+                      [(str(raw.get("id", "")), _jsonb(raw)) for raw in found.companies])
+        company_ids.update(str(raw.get("id", "")) for raw in found.companies)
+        _load_companies(ctx, tally, found.companies)
+        staged += len(found.deals)
+        log.info("companies: %s closed-won deals found, %s staged with their lines, %s "
+                 "companies", f"{len(seen):,}", f"{staged:,}", f"{len(company_ids):,}")
     if ctx.window is not None:
         # Customers whose company changed in HubSpot while none of its deals did.
         for page in reads.changed_companies(ctx.hook, ctx.window):
@@ -264,23 +277,6 @@ def _jsonb(value: Any) -> str:
     """JSON PostgreSQL's jsonb accepts: it refuses NUL and lone surrogates, which HubSpot may
     send inside a text value (the extract already replaced them; staging must never fail)."""
     return json.dumps(valid_unicode(value))
-
-
-def _with_companies(ctx: StepContext, chunks: Iterator[list[dict[str, Any]]]
-                    ) -> Iterator[tuple[list[dict[str, Any]], dict[str, str | None],
-                                        list[dict[str, Any]]]]:
-    """Each chunk of deals with its primary company ids (R-DEAL-4), and every company on
-    those deals not read before (R-COMP-1: a partner or subsidiary becomes a customer too)."""
-    known: set[str] = set()
-    for chunk in chunks:
-        ids = [str(raw.get("id", "")) for raw in chunk]
-        links = ctx.hook.batch_associations("deals", "companies", ids)
-        primaries = {i: reads.primary_company(links.get(i, [])) for i in ids}
-        new = {c for i in ids for c in reads.company_ids(links.get(i, []))} - known
-        known |= new
-        companies = [raw for page in reads.raw_by_id(ctx.hook, RemoteType.COMPANY, new)
-                     for raw in page]
-        yield chunk, primaries, companies
 
 
 def _deals_to_sync(ctx: StepContext, seen: set[str], retry: set[str], lost: set[str]
@@ -402,7 +398,13 @@ def _deal_batches(ctx: StepContext, lost: set[str]) -> Iterator[DealBatch]:
                                payload.get("company_id")) for deal_id, payload in batch
                      if not payload.get(LOST)}
             readable = [i for i, (d, _) in deals.items() if not isinstance(d, MappingError)]
-            lines = _lines_by_owner(ctx, RemoteType.DEAL, readable)
+            staged_lines = {deal_id: payload[LINES] for deal_id, payload in batch
+                            if not payload.get(LOST) and LINES in payload}
+            lines = {i: reads.parse(LineItem, staged_lines[i]) for i in readable
+                     if i in staged_lines}
+            # Staged without lines (by an earlier version, mid-run): read them now.
+            lines.update(_lines_by_owner(ctx, RemoteType.DEAL,
+                                         [i for i in readable if i not in staged_lines]))
             yield deals, lines, _staged_companies(staging, ctx.run_id,
                                                   [c for _, c in deals.values() if c])
 

@@ -8,28 +8,4 @@ request, in the api-server only.
 
 from __future__ import annotations
 
-from functools import cached_property
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from starlette.types import ASGIApp, Receive, Scope, Send
-
 UI_PREFIX = "/hubspot-ledger"
-
-
-class LazyPage:
-    """An ASGI app that builds the operator page's app (behind `api.guard.RequestGuard`: the
-    same body limit and last-resort answer as the integration endpoints) on its first call."""
-
-    @cached_property
-    def app(self) -> ASGIApp:
-        from hubspot_ledger.api.guard import RequestGuard
-        from hubspot_ledger.ui.app import create_app
-
-        return RequestGuard(create_app())
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
-
-    def __repr__(self) -> str:  # shown by `airflow plugins`
-        return "<hubspot_ledger.ui.LazyPage: RequestGuard(hubspot_ledger.ui.app.create_app())>"

@@ -22,6 +22,7 @@ from hubspot_ledger.crypto import KEYS_ENV
 from hubspot_ledger_tools.bench import census, fleet
 from hubspot_ledger_tools.bench.figures import figures
 from hubspot_ledger_tools.bench.report import Bench, load, write
+from hubspot_ledger_tools.sandbox.latency import MEDIANS_MS, TAIL
 from hubspot_ledger_tools.sandbox.testing import SandboxServer
 
 PHASES = {
@@ -67,6 +68,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--overlap", type=float, default=2.0,
                         help="seconds an incremental run re-reads before the last run "
                              "(the sync's overlap; its production default is 900)")
+    parser.add_argument("--latency", action=argparse.BooleanOptionalAction, default=True,
+                        help="the sandbox answers with HubSpot-like response times (its "
+                             "latency model; default on)")
     fleet.add_arguments(parser)
     parser.add_argument("--parse-integrations", type=int, default=2_000,
                         help="integrations for the DAG-file parse timing (0: skip it)")
@@ -104,6 +108,9 @@ def _meta(args: argparse.Namespace) -> dict[str, Any]:
             "scale": args.scale, "seed": args.seed, "cutoff": args.cutoff.isoformat(),
             "phases": args.phases, "change_percent": args.change_percent,
             "overlap_s": args.overlap, "commit": _commit(),
+            "latency_ms": dict(MEDIANS_MS) if args.latency else None,
+            "latency_model": (f"lognormal per endpoint class, p99 = {TAIL:g} × median, "
+                              f"seed {args.seed}") if args.latency else "off",
             "machine": f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
                        f"{platform.system()} {platform.machine()}"}
 
@@ -130,7 +137,8 @@ def run_phases(bench: Bench, sb: SandboxServer, uri: str, integration_id: int,
         title = PHASES[name].format(percent=args.change_percent)
         say(f"Phase {len(bench.phases) + 1}: {title}")
         result = run_phase(sb, uri, integration_id, name, title, _reads(name, sb, args),
-                           args.verbose)
+                           args.verbose, latency_ms=bench.meta.get("latency_ms"),
+                           scale=str(args.scale))
         bench.phases.append(result)
         f = figures(result)
         print(f"    {f.requests:,} requests (minimal {f.minimal:,}), {f.throttled} × 429, "
@@ -162,7 +170,7 @@ def execute_single(bench: Bench, args: argparse.Namespace) -> None:
     with environment.bench_ledger(args.database, args.keep_database) as uri:
         say(f"Ledger database {args.database} migrated; starting the sandbox "
             f"(--scale {args.scale})")
-        sb = environment.start_sandbox(args.seed, args.scale)
+        sb = environment.start_sandbox(args.seed, args.scale, args.latency)
         try:
             bench.portal = census.portal_totals(sb, args.cutoff)
             print(f"    {sb.url}: " + ", ".join(f"{k} {v:,}" for k, v in bench.portal.items()))

@@ -59,8 +59,9 @@ def bench_ledger(name: str, keep: bool = False) -> Iterator[str]:
             _drop(uri)
 
 
-def start_sandbox(seed: int, scale: str) -> SandboxServer:
-    """The sandbox in a thread of this process, with HubSpot's own rate limits (its defaults)
+def start_sandbox(seed: int, scale: str, latency: bool = True) -> SandboxServer:
+    """The sandbox in a thread of this process, with HubSpot's own rate limits (its defaults),
+    HubSpot-like response times (its latency model, seeded by `seed`) unless `latency` is off,
     and the demo's OAuth app. The sync runs in child processes, so it is measured alone; and
     the census reads the portal's data in place."""
     from hubspot_ledger_tools.demo import DEMO_APP
@@ -69,7 +70,7 @@ def start_sandbox(seed: int, scale: str) -> SandboxServer:
                          client_id=DEMO_APP["client_id"],
                          client_secret=DEMO_APP["client_secret"],
                          redirect_uri=DEMO_APP["redirect_uri"],
-                         request_log_size=REQUEST_LOG_SIZE).start()
+                         request_log_size=REQUEST_LOG_SIZE, latency=latency).start()
 
 
 def connected_integration(sb: SandboxServer, cutoff: dt.date) -> int:

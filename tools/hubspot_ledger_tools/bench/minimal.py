@@ -10,10 +10,13 @@ Every record is read once, on the endpoint that moves the most records per reque
 - the access token: `POST /oauth/v3/token`, once per 25 minutes of run (tokens live 30 minutes
   and are renewed 5 minutes early).
 
-HubSpot's budgets for an OAuth app, per portal: 110 requests per 10 s, search excluded; search
-about 5 per second on its own (shared/reference/hubspot-api.md). The two budgets are separate, so
-a client that overlaps searches with other calls needs `max(general / 11, search / 5)` seconds:
-that is the floor. A client that never overlaps them needs the sum (shown beside it).
+HubSpot's budgets for an OAuth app, per portal: 110 requests per rolling 10 s, search excluded;
+search about 5 per second on its own (shared/reference/hubspot-api.md). A rolling window lets a
+whole window's requests out at once, then the next window's 10 s later: N general requests need
+(⌈N / 110⌉ − 1) × 10 s, N searches (⌈N / 5⌉ − 1) × 1 s. The budgets are separate, so a client
+that overlaps them needs the longer of the two; and the last answer still takes its time to come
+back: the floor adds the latency model's median of the slowest class the phase uses (nothing
+when latency is off). A client that never overlaps the budgets needs the sum (shown beside it).
 """
 
 from __future__ import annotations
@@ -28,8 +31,10 @@ LIST_PAGE = 100
 SEARCH_PAGE = 200
 BATCH_READ = 100
 ASSOCIATION_BATCH = 1_000
-GENERAL_RATE = 110 / 10  # requests per second, search excluded
-SEARCH_RATE = 5.0  # search requests per second
+GENERAL_LIMIT, GENERAL_WINDOW = 110, 10.0  # requests per rolling window, search excluded
+SEARCH_LIMIT, SEARCH_WINDOW = 5, 1.0
+GENERAL_RATE = GENERAL_LIMIT / GENERAL_WINDOW  # requests per second, search excluded
+SEARCH_RATE = SEARCH_LIMIT / SEARCH_WINDOW  # search requests per second
 TOKEN_RENEWAL_SECONDS = 25 * 60
 TOKEN_ENDPOINT = "POST /oauth/v3/token"  # noqa: S105 - an endpoint, not a secret
 
@@ -149,23 +154,35 @@ def by_endpoint(terms: list[Term]) -> dict[str, tuple[int, str]]:
 
 @dataclass(frozen=True)
 class Floor:
-    general: float  # seconds the 110/10 s budget needs
+    general: float  # seconds the 110 per rolling 10 s budget needs
     search: float  # seconds the 5/s search budget needs
+    latency: float = 0.0  # the last answer's time (the slowest class's median)
 
     @property
     def seconds(self) -> float:
-        """Separate budgets: the longer of the two."""
-        return max(self.general, self.search)
+        """Separate budgets: the longer of the two, plus the last answer."""
+        return max(self.general, self.search) + self.latency
 
     @property
     def sequential(self) -> float:
-        return self.general + self.search
+        return self.general + self.search + self.latency
 
 
-def floor(requests_by_endpoint: dict[str, int]) -> Floor:
-    """Seconds HubSpot's published limits need for these requests (token calls are not
-    rate limited)."""
+def _windows(requests: int, limit: int, window: float) -> float:
+    """Seconds a rolling window of `limit` per `window` needs to let `requests` out."""
+    return max(0, math.ceil(requests / limit) - 1) * window if requests else 0.0
+
+
+def floor(requests_by_endpoint: dict[str, int],
+          latency_ms: dict[str, float] | None = None) -> Floor:
+    """Seconds HubSpot's published windows (and the latency model, when on) need for these
+    requests (token calls are not rate limited)."""
+    from hubspot_ledger_tools.sandbox.latency import endpoint_class
+
     search = sum(n for e, n in requests_by_endpoint.items() if is_search(e))
     general = sum(n for e, n in requests_by_endpoint.items()
                   if not is_search(e) and not is_auth(e))
-    return Floor(general=general / GENERAL_RATE, search=search / SEARCH_RATE)
+    latency = max((latency_ms.get(endpoint_class(e), 0.0) for e, n in
+                   requests_by_endpoint.items() if n), default=0.0) / 1000 if latency_ms else 0.0
+    return Floor(general=_windows(general, GENERAL_LIMIT, GENERAL_WINDOW),
+                 search=_windows(search, SEARCH_LIMIT, SEARCH_WINDOW), latency=latency)

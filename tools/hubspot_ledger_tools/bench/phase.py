@@ -40,6 +40,9 @@ class PhaseResult:
     worker: dict[str, Any] = field(default_factory=dict)
     rows: RowStats = field(default_factory=dict)  # table → inserted/updated/deleted
     sync_run: dict[str, Any] = field(default_factory=dict)
+    # The sandbox's latency model (median ms per endpoint class); None: answers at once.
+    latency_ms: dict[str, float] | None = None
+    scale: str = ""  # the sandbox scale it ran at (the targets differ by scale)
 
     @property
     def ok(self) -> bool:
@@ -108,10 +111,12 @@ def _sync_run(uri: str, dag_run_id: str) -> dict[str, Any]:
 
 
 def run_phase(sb: SandboxServer, uri: str, integration_id: int, name: str, title: str,
-              reads: ReadSet, verbose: bool = False) -> PhaseResult:
+              reads: ReadSet, verbose: bool = False, *,
+              latency_ms: dict[str, float] | None = None, scale: str = "") -> PhaseResult:
     """One DAG run's steps in a fresh worker process, measured."""
     result = PhaseResult(name=name, title=title, reads=reads,
-                         dag_run_id=f"bench-{name}-{uuid.uuid4().hex[:8]}")
+                         dag_run_id=f"bench-{name}-{uuid.uuid4().hex[:8]}",
+                         latency_ms=latency_ms, scale=scale)
     before, first_seq = row_stats(uri), sb.last_seq()
     stop = threading.Event()
     ticker = threading.Thread(target=_progress, args=(sb, name, first_seq, stop), daemon=True)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import sys
 import time
 
 from hubspot_ledger_tools.sandbox.config import DEFAULT_SCOPES, SandboxConfig, parse_scale
+
+LATENCY_ENV = "HUBSPOT_SANDBOX_LATENCY"
 
 
 def _scale(value: str) -> str:
@@ -52,6 +55,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="results a search can page through (default 10000, HubSpot's)")
     add("--consent", choices=("approve", "deny"), default=defaults.consent,
         help="what the simulated user answers on the consent page")
+    add("--latency", action=argparse.BooleanOptionalAction,
+        default=os.environ.get(LATENCY_ENV, "").lower() in ("1", "true", "on", "yes"),
+        help=f"answer with HubSpot-like response times (latency.py; default off, or "
+             f"{LATENCY_ENV}=1)")
+    add("--latency-seed", type=int, default=None,
+        help="seed of the response times (default: --seed)")
     add("--log-level", default="warning", help="uvicorn log level (default warning)")
     add("--beyond", action="store_true",
         help="issue 14's data: renewals-pipeline deals, billing start dates on recurring lines")
@@ -67,7 +76,7 @@ def config_from(args: argparse.Namespace) -> SandboxConfig:
         access_token_ttl=args.access_token_ttl, code_ttl=args.code_ttl,
         rate_limit=args.rate_limit, rate_window=args.rate_window, search_rate=args.search_rate,
         search_lag=args.search_lag, search_cap=args.search_cap, consent=args.consent,
-        beyond=args.beyond)
+        latency=args.latency, latency_seed=args.latency_seed, beyond=args.beyond)
 
 
 def run(args: argparse.Namespace) -> None:

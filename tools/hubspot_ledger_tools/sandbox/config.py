@@ -97,15 +97,22 @@ class SandboxConfig:
     association_page_size: int = 500  # `to` entries per input of a v4 batch read
     consent: str = "approve"  # what the simulated user answers on the consent page
     request_log_size: int = 200_000
+    # HubSpot-like response times (latency.py): off in tests, on in `make bench`.
+    latency: bool = False
+    latency_seed: int | None = None  # None: the data seed
     # Deal pipelines served: "default" (HubSpot's sales pipeline only) or "two" (plus a
     # renewals pipeline with its own won stage; issue 14's won-stages setting).
     pipelines: str = "default"
     beyond: bool = False  # generate issue 14's data (PortalSettings.beyond); startup only
 
+    def effective_latency_seed(self) -> int:
+        return self.seed if self.latency_seed is None else self.latency_seed
+
     RUNTIME = frozenset({
         "access_token_ttl", "code_ttl", "rate_limit", "rate_window", "search_rate",
         "search_lag", "search_cap", "association_page_size", "consent", "redirect_uris",
-        "scopes", "optional_scopes", "request_log_size", "pipelines"})
+        "scopes", "optional_scopes", "request_log_size", "latency", "latency_seed",
+        "pipelines"})
 
     def portal_settings(self) -> PortalSettings:
         return PortalSettings(portal_id=self.portal_id, seed=self.seed, scale=self.scale,
@@ -128,7 +135,12 @@ class SandboxConfig:
         for key, value in changes.items():
             current = getattr(self, key)
             try:
-                if isinstance(current, list):
+                if key == "latency":
+                    typed[key] = value if isinstance(value, bool) else \
+                        str(value).strip().lower() in ("1", "true", "on", "yes")
+                elif key == "latency_seed":
+                    typed[key] = None if value is None else int(value)
+                elif isinstance(current, list):
                     typed[key] = value.split() if isinstance(value, str) else \
                         [str(v) for v in value]
                 elif isinstance(current, bool) or isinstance(current, str):

@@ -100,6 +100,7 @@ class SandboxMiddleware:
                 return
             if response is None and route.kind == "api":
                 response = self._admit(route, token_text, token, correlation, extra_headers)
+            await self._latency(route, entry)
             if isinstance(response, Response):
                 await response(scope, receive, send_with_headers)
                 return
@@ -110,6 +111,16 @@ class SandboxMiddleware:
             entry["status"] = status_seen.get("status")
             entry["duration_ms"] = round((time.perf_counter() - started) * 1000, 2)
             entry.update(state.get("log_extra") or {})
+
+    async def _latency(self, route: Route, entry: dict[str, Any]) -> None:
+        """HubSpot's time to answer (latency.py), when switched on: awaited, so the other
+        requests go on meanwhile. Logged as `latency_ms`."""
+        sb = self.sandbox
+        if not sb.config.latency:
+            return
+        delay = sb.latency.next_delay(route.endpoint)
+        entry["latency_ms"] = round(delay * 1000, 3)
+        await asyncio.sleep(delay)
 
     async def _faults(self, fired: list[FaultRule], route: Route, token: AccessToken | None,
                       correlation: str, send: Send,

@@ -11,6 +11,7 @@ from typing import Any
 from hubspot_ledger_tools.sandbox.config import PortalSettings, SandboxConfig, parse_scale
 from hubspot_ledger_tools.sandbox.faults import FaultRule, parse_rule
 from hubspot_ledger_tools.sandbox.generator import generate
+from hubspot_ledger_tools.sandbox.latency import LatencyModel
 from hubspot_ledger_tools.sandbox.oauth import OAuthState
 from hubspot_ledger_tools.sandbox.ratelimit import PortalLimits
 from hubspot_ledger_tools.sandbox.records import PortalData, Table
@@ -56,6 +57,7 @@ class Sandbox:
         self.faults: list[FaultRule] = []
         self.fault_seq = 0
         self.log = RequestLog(config.request_log_size)
+        self.latency = LatencyModel(config.effective_latency_seed())
         self._search_cache: OrderedDict[tuple[Any, ...], list[int]] = OrderedDict()
         self.reset()
 
@@ -77,6 +79,7 @@ class Sandbox:
             self.faults = []
             self.fault_seq = 0
             self.log = RequestLog(config.request_log_size)
+            self.latency = LatencyModel(config.effective_latency_seed())
             self._search_cache.clear()
 
     @property
@@ -96,8 +99,13 @@ class Sandbox:
 
     def update_config(self, changes: dict[str, Any]) -> SandboxConfig:
         with self.lock:
+            before = self.config
             self.config = self.config.updated(changes)
             self.log.resize(self.config.request_log_size)
+            if (before.latency, before.effective_latency_seed()) != (
+                    self.config.latency, self.config.effective_latency_seed()):
+                # Switched or reseeded: the delays start again from the first of the seed.
+                self.latency = LatencyModel(self.config.effective_latency_seed())
             return self.config
 
     # -- faults ---------------------------------------------------------------------------------

@@ -362,6 +362,8 @@ class SandboxServer(SandboxAdmin):
                    "--rate-limit", str(s.rate_limit), "--rate-window", str(s.rate_window),
                    "--search-rate", str(s.search_rate), "--search-lag", str(s.search_lag),
                    "--search-cap", str(s.search_cap), "--consent", s.consent]
+        if s.latency:
+            command += ["--latency", "--latency-seed", str(s.effective_latency_seed())]
         for uri in s.redirect_uris:
             command += ["--redirect-uri", uri]
         if s.beyond:
