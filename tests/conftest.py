@@ -8,6 +8,7 @@ its configuration when first imported. Tests never touch the operator's real led
 from __future__ import annotations
 
 import os
+import secrets
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,8 +16,10 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import sql
+from tiers import require_tier_markers
 
 from hubspot_ledger.config import PROJECT_ROOT, apply_airflow_env_defaults
+from hubspot_ledger_tools.sandbox.testing import SandboxServer
 
 PG_ADMIN_URI = os.environ.get(
     "HUBSPOT_LEDGER_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -29,6 +32,10 @@ os.environ["AIRFLOW_CONN_LEDGER_DEFAULT"] = TEST_LEDGER_URI
 os.environ.setdefault("HUBSPOT_LEDGER_RETRY_DELAY_SECONDS", "1")
 os.environ.setdefault("HUBSPOT_LEDGER_STATE_DIR", str(PROJECT_ROOT / ".airflow-test" / "state"))
 apply_airflow_env_defaults()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    require_tier_markers(config, items)
 
 
 def _admin() -> psycopg.Connection:
@@ -66,6 +73,25 @@ def ledger(ledger_db: str) -> Iterator[psycopg.Connection]:
             names = sql.SQL(", ").join(sql.Identifier("ledger", t) for (t,) in tables)
             conn.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(names))
         yield conn
+
+
+@pytest.fixture(scope="session")
+def sandbox_server() -> Iterator[SandboxServer]:
+    """The HubSpot sandbox of this run (seed 1, tiny portal), over real HTTP. Its client secret
+    is this run's own, so that finding it anywhere (logs, responses, the ledger) is a leak.
+    Folders needing another portal override this fixture (tests/reliability)."""
+    secret = f"test-client-secret-{secrets.token_hex(16)}"
+    with SandboxServer(seed=1, scale="tiny", client_secret=secret) as server:
+        yield server
+
+
+@pytest.fixture
+def sandbox(sandbox_server: SandboxServer) -> Iterator[SandboxServer]:
+    """The session's sandbox in its initial state (data, config, tokens, faults, request log),
+    and left so: the next test sharing it (the api-server's, say) finds no fault of this one."""
+    sandbox_server.reset()
+    yield sandbox_server
+    sandbox_server.reset()
 
 
 @pytest.fixture(scope="session")

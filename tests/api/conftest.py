@@ -3,9 +3,9 @@
 One api-server per test session (it takes a few seconds to start), in its own throw-away
 Airflow home: its own SQLite metadata DB (so queued runs never reach the shared test home),
 SimpleAuthManager with real users (helpers.USERS), this run's ledger database and the HubSpot
-sandbox as the deployment's HubSpot app, and two token keys (a key rotation in progress: the
-new key first, the previous one still listed). Tests talk to it over HTTP only, with a JWT from
-`POST /auth/token`.
+sandbox (`sandbox_server` of tests/conftest.py) as the deployment's HubSpot app, and two token
+keys (a key rotation in progress: the new key first, the previous one still listed). Tests talk
+to it over HTTP only, with a JWT from `POST /auth/token`.
 
 Tenants: the api tests' `books` makes `operator` an operator and `viewer` a viewer of the
 organization it makes (through the real membership service), so the tests written before
@@ -31,20 +31,15 @@ from .helpers import AIRFLOW, AirflowApi, api_env, free_port, stop, wait_until_h
 
 
 @pytest.fixture(scope="session")
-def api_sandbox() -> Iterator[SandboxServer]:
-    with SandboxServer(seed=1, scale="tiny") as server:
-        yield server
-
-
-@pytest.fixture(scope="session")
-def airflow_api(ledger_db: str, api_sandbox: SandboxServer,
+def airflow_api(ledger_db: str, sandbox_server: SandboxServer,
                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowApi]:
     home = tmp_path_factory.mktemp("airflow-api-home")
     fernet_key, previous_key = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     port = free_port()
     api = AirflowApi(url=f"http://127.0.0.1:{port}",
-                     env=api_env(home, ledger_db, api_sandbox, f"{fernet_key},{previous_key}"),
-                     home=home, sandbox=api_sandbox,
+                     env=api_env(home, ledger_db, sandbox_server,
+                                 f"{fernet_key},{previous_key}"),
+                     home=home, sandbox=sandbox_server,
                      cipher=TokenCipher([fernet_key, previous_key]), previous_key=previous_key)
     api.airflow("db", "migrate")
     log = home / "api-server.log"

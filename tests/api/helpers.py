@@ -16,10 +16,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import urlparse
 
 import pytest
 import requests
+from support import HUBSPOT_CONN_ENV, consent, hubspot_connection
 
 from hubspot_ledger.config import PROJECT_ROOT, default_airflow_env
 from hubspot_ledger.crypto import KEYS_ENV, TokenCipher
@@ -102,10 +103,7 @@ class AirflowApi:
     def consent(self, consent_url: str) -> tuple[str, str]:
         """Open a consent URL as the customer's browser would, stopping at HubSpot's redirect
         back to the app: (code, state)."""
-        response = requests.get(consent_url, allow_redirects=False, timeout=10)
-        assert response.status_code == 302, response.text[:300]
-        query = parse_qs(urlparse(response.headers["Location"]).query)
-        return query["code"][0], query["state"][0]
+        return consent(consent_url)
 
 
 def api_env(home: Path, ledger_uri: str, sandbox: SandboxServer, fernet_keys: str
@@ -115,10 +113,6 @@ def api_env(home: Path, ledger_uri: str, sandbox: SandboxServer, fernet_keys: st
     keys (comma-separated, newest first), and INFO logging so that the access log is written."""
     passwords = home / "passwords.json"
     passwords.write_text(json.dumps({name: pw for name, (_, pw) in USERS.items()}))
-    hubspot = {"conn_type": "http", "host": sandbox.url, "login": sandbox.client_id,
-               "password": sandbox.client_secret,
-               "extra": {"redirect_uri": sandbox.redirect_uri,
-                         "authorize_url": f"{sandbox.url}/oauth/authorize"}}
     return {
         **os.environ,
         **default_airflow_env(),
@@ -135,7 +129,7 @@ def api_env(home: Path, ledger_uri: str, sandbox: SandboxServer, fernet_keys: st
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         "AIRFLOW_CONN_LEDGER_DEFAULT": ledger_uri,
-        "AIRFLOW_CONN_HUBSPOT_DEFAULT": json.dumps(hubspot),
+        HUBSPOT_CONN_ENV: hubspot_connection(sandbox),
         KEYS_ENV: fernet_keys,
         "HUBSPOT_LEDGER_STATE_DIR": str(home / "state"),
     }
@@ -147,7 +141,7 @@ def wait_until_healthy(url: str, process: subprocess.Popen[bytes], log: Path) ->
         if process.poll() is not None:
             pytest.fail(f"airflow api-server exited with {process.returncode}:\n{tail(log)}")
         try:
-            if requests.get(f"{url}/api/v2/monitor/health", timeout=2).ok:
+            if requests.get(f"{url}/api/v2/monitor/health", timeout=5).ok:
                 return
         except (requests.ConnectionError, requests.Timeout):  # not up yet, or a loaded machine
             pass
@@ -175,7 +169,6 @@ class RawResponse:
     status: int
     headers: dict[str, str]
     body: bytes
-    seconds: float  # from the request line sent to the whole answer read
     sent: int  # body bytes the client managed to send (see raw_request)
     hung_up: bool  # the server closed the connection while the client was still sending
 
@@ -204,7 +197,6 @@ def raw_request(url: str, method: str, path: str, headers: dict[str, str],
         except OSError:  # reset or broken pipe: the server closed the connection
             hung_up = True
 
-    started = time.monotonic()
     sock.sendall(f"{method} {path} HTTP/1.1\r\n{head}\r\n".encode())
     sender = threading.Thread(target=send_body, daemon=True)
     sender.start()
@@ -225,13 +217,12 @@ def raw_request(url: str, method: str, path: str, headers: dict[str, str],
             if not data:
                 break
             rest += data
-        seconds = time.monotonic() - started
         sender.join(timeout=timeout)
     finally:
         sock.close()
         sender.join(timeout=timeout)
     return RawResponse(status=int(lines[0].split()[1]), headers=answer_headers,
-                       body=rest[:length], seconds=seconds, sent=sent, hung_up=hung_up)
+                       body=rest[:length], sent=sent, hung_up=hung_up)
 
 
 def process_tree_rss(pid: int) -> int:

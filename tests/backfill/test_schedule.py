@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from airflow.dag_processing.dagbag import DagBag
-from api.conftest import airflow_api, api_sandbox, books  # noqa: F401 - fixtures, tests/api
+from api.conftest import airflow_api, books  # noqa: F401 - fixtures, tests/api
 from api.helpers import AirflowApi
 
 from hubspot_ledger.cli import main

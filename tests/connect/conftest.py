@@ -1,52 +1,33 @@
 """Fixtures of the connect tests: the HubSpot sandbox as the deployment's HubSpot app, the
 deployment's token key, and integrations connected through the real OAuth flow.
 
-Nothing is mocked: HubSpot is the sandbox over HTTP, the ledger is this run's PostgreSQL
-database (`ledger` fixture of tests/conftest.py). Helpers are methods of the `env` fixture
-(this folder is not a package, so test modules cannot import from here).
+Nothing is mocked: HubSpot is the sandbox over HTTP (`sandbox` of tests/conftest.py), the ledger
+is this run's PostgreSQL database (`ledger` of tests/conftest.py). Helpers are methods of the
+`env` fixture (this folder is not a package, so test modules cannot import from here).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import secrets
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 import psycopg
 import pytest
 import requests
 from cryptography.fernet import Fernet
+from support import HUBSPOT_CONN_ENV, consent, hubspot_connection
 
 from hubspot_ledger.crypto import KEYS_ENV, TokenCipher, get_cipher
 from hubspot_ledger.hooks.ledger import LedgerHook
 from hubspot_ledger.load.records import Integration
 from hubspot_ledger_tools.sandbox.testing import SandboxServer
 
-HUBSPOT_CONN_ENV = "AIRFLOW_CONN_HUBSPOT_DEFAULT"
 TOKEN_ENDPOINT = "POST /oauth/v3/token"
 # The deployment's encryption key for this test run. Set explicitly: Airflow's own fernet key
 # only exists once the test Airflow home has an airflow.cfg, which a fresh checkout lacks when
 # Airflow's configuration is first read.
 TEST_FERNET_KEY = Fernet.generate_key().decode()
-
-
-@pytest.fixture(scope="session")
-def sandbox_server() -> Iterator[SandboxServer]:
-    # A client secret of this run only, so that finding it anywhere is a leak.
-    secret = f"test-client-secret-{secrets.token_hex(16)}"
-    with SandboxServer(seed=1, scale="tiny", client_secret=secret) as server:
-        yield server
-
-
-@pytest.fixture
-def sandbox(sandbox_server: SandboxServer) -> SandboxServer:
-    """The session's sandbox, back to its initial state (config, tokens, faults, request log)."""
-    sandbox_server.reset()
-    return sandbox_server
 
 
 @pytest.fixture
@@ -69,14 +50,7 @@ class ConnectEnv:
 
     def use_app(self, **overrides: Any) -> None:
         """(Re)write `hubspot_default`: overrides of login, password, redirect_uri, scopes."""
-        sb = self.sandbox
-        extra = {"redirect_uri": overrides.pop("redirect_uri", sb.redirect_uri),
-                 "authorize_url": f"{sb.url}/oauth/authorize"}
-        if "scopes" in overrides:
-            extra["scopes"] = overrides.pop("scopes")
-        conn = {"conn_type": "http", "host": sb.url, "login": sb.client_id,
-                "password": sb.client_secret, "extra": extra, **overrides}
-        self.monkeypatch.setenv(HUBSPOT_CONN_ENV, json.dumps(conn))
+        self.monkeypatch.setenv(HUBSPOT_CONN_ENV, hubspot_connection(self.sandbox, **overrides))
 
     # -- integrations ------------------------------------------------------------------------
 
@@ -86,14 +60,7 @@ class ConnectEnv:
 
     def consent(self, url: str) -> tuple[str, str]:
         """Open a consent URL as a browser would, stopping at the redirect: (code, state)."""
-        response = requests.get(url, allow_redirects=False, timeout=10)
-        assert response.status_code == 302, response.text[:300]
-        location = urlparse(response.headers["Location"])
-        assert f"{location.scheme}://{location.netloc}{location.path}" == \
-            self.sandbox.redirect_uri
-        query = parse_qs(location.query)
-        assert set(query) == {"code", "state"}, query.keys()
-        return query["code"][0], query["state"][0]
+        return consent(url, self.sandbox.redirect_uri)
 
     def connect(self, integration_id: int) -> Integration:
         """The real flow: consent URL → approval → redirect with code and state → exchange."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -53,6 +52,12 @@ def test_same_remote_id_is_fine_for_another_type_or_integration(
     add_record(ledger, acme.integration_id, "product", "101", "items", acme.item_id)
     add_record(ledger, acme.integration_id, "company", "101", "customers", acme.customer_id)
     add_record(ledger, globex.integration_id, "product", "101", "items", globex.item_id)
+    rows = ledger.execute(
+        "SELECT integration_id, remote_type, local_table, local_id "
+        "FROM ledger.integration_records WHERE remote_id = '101' ORDER BY id").fetchall()
+    assert rows == [(acme.integration_id, "product", "items", acme.item_id),
+                    (acme.integration_id, "company", "customers", acme.customer_id),
+                    (globex.integration_id, "product", "items", globex.item_id)]
 
 
 def test_remote_type_must_map_to_its_own_table(ledger: Conn, org_factory: OrgFactory) -> None:
@@ -298,12 +303,19 @@ def test_updated_at_moves_only_on_a_real_change(ledger: Conn, org_factory: OrgFa
         assert row is not None
         return row[0]
 
+    def update(statement: str) -> Any:
+        """Run the update in a transaction of its own; that transaction's now()."""
+        with ledger.transaction():
+            ledger.execute(statement, [acme.customer_id])
+            row = ledger.execute("SELECT now()").fetchone()
+        assert row is not None
+        return row[0]
+
     created = stamp()
-    time.sleep(0.01)
-    ledger.execute("UPDATE ledger.customers SET name = name WHERE id = %s", [acme.customer_id])
+    update("UPDATE ledger.customers SET name = name WHERE id = %s")
     assert stamp() == created
-    ledger.execute("UPDATE ledger.customers SET city = 'Oslo' WHERE id = %s", [acme.customer_id])
-    assert stamp() > created
+    changed_at = update("UPDATE ledger.customers SET city = 'Oslo' WHERE id = %s")
+    assert stamp() == changed_at  # the trigger's now(): the changing transaction's time
 
 
 def test_obligations_go_with_their_contract(ledger: Conn, one_of_everything: Org) -> None:

@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 import psycopg
+import pytest
 
 from hubspot_ledger.drafts import CustomerDraft, ItemDraft
 from hubspot_ledger.hooks.ledger import LedgerHook
@@ -14,6 +15,8 @@ from hubspot_ledger.load.records import ItemType
 from hubspot_ledger.load.writer import Change, LedgerWriter
 
 from .helpers import Org
+
+pytestmark = pytest.mark.integration
 
 
 def item(product: str, sku: str, name: str = "Widget") -> ItemDraft:

@@ -1,8 +1,7 @@
-"""Fixtures for the sandbox's tests: one tiny sandbox per session, reset before every test."""
+"""Fixtures for the sandbox's tests: the session's sandbox (`sandbox` of tests/conftest.py),
+reset around every test."""
 
 from __future__ import annotations
-
-from collections.abc import Iterator
 
 import pytest
 
@@ -11,17 +10,10 @@ from hubspot_ledger_tools.sandbox.testing import SandboxServer
 from .helpers import Api
 
 
-@pytest.fixture(scope="session")
-def sandbox_server() -> Iterator[SandboxServer]:
-    with SandboxServer(seed=1, scale="tiny") as server:
-        yield server
-
-
 @pytest.fixture
-def sb(sandbox_server: SandboxServer) -> SandboxServer:
-    """The session's sandbox, back to its initial state (data, config, tokens, faults, log)."""
-    sandbox_server.reset()
-    return sandbox_server
+def sb(sandbox: SandboxServer) -> SandboxServer:
+    """The session's sandbox, in its initial state (data, config, tokens, faults, log)."""
+    return sandbox
 
 
 @pytest.fixture
