@@ -4,8 +4,9 @@ connector wrote before those settings existed.
 One DAG run over the crafted portal of portal.py plus beyond_portal's records (invoices with
 companies and contacts, a renewals-pipeline deal, lines with recurring terms), compared with
 `beyond_defaults.json`: the whole ledger as HubSpot ids and values (ledger_view) and every
-record's fingerprint, as main wrote them before issue 14 (commit e39fedd). To write the file
-again from another checkout's code:
+record's fingerprint, as main wrote them without issue 14 (written at e39fedd; main at
+a109f73 and 79d61ac writes the same file). To write the file again from another checkout's
+code:
 
     BEYOND_DEFAULTS_WRITE=1 PYTHONPATH=<checkout>/plugins:<checkout>/tools \\
         pytest tests/sync/test_beyond_defaults.py
