@@ -112,7 +112,9 @@ def cmd_settings_set(args: argparse.Namespace) -> None:
 
     accounts = {a.field: getattr(args, a.field) for a in ACCOUNTS}
     _print_settings(save_settings(args.integration, accounts=accounts, company=args.company,
-                                  sync_invoices=args.sync_invoices))
+                                  sync_invoices=args.sync_invoices,
+                                  invoice_parties=args.invoice_parties,
+                                  won_stages=args.won_stages, recognition=args.recognition))
 
 
 def cmd_settings_show(args: argparse.Namespace) -> None:
@@ -435,6 +437,13 @@ def build_parser() -> argparse.ArgumentParser:
         save.add_argument(f"--{option}", metavar="CODE", dest=option.replace("-", "_"))
     save.add_argument("--company", metavar="NAME", help="the accounting company (entity)")
     save.add_argument("--sync-invoices", type=_on_off, metavar="on/off")
+    # Issue 14 (README "Beyond the reference connector"): each off by default.
+    save.add_argument("--invoice-parties", metavar="unknown|hubspot",
+                      help="whom imported invoices are made out to")
+    save.add_argument("--won-stages", metavar="closedwon|all-pipelines|STAGE_ID,...",
+                      help="which deal stages count as won")
+    save.add_argument("--recognition", metavar="immediate|hubspot-terms",
+                      help="how deal lines with a recurring term are recognized")
     save.set_defaults(func=cmd_settings_set)
 
     errors = verbs.add_parser("errors", help="print an integration's open problems "

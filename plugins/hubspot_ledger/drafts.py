@@ -28,6 +28,9 @@ PLACEHOLDER_NAME = "Unknown"
 # Metadata of a field a draft reports but does not write (its warnings): left out of the
 # fingerprint, so that a re-run with the same HubSpot data is still "unchanged".
 NOT_WRITTEN = {"fingerprint": False}
+# Metadata of a field added after fingerprints were first stored (issue 14): fingerprinted only
+# when set, so that a record whose draft leaves it unset keeps the fingerprint it had.
+ADDED = {"fingerprint": "when set"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,11 +73,13 @@ class CustomerDraft:
 
 @dataclass(frozen=True, slots=True)
 class CompanyDraft:
-    """The "Unknown" accounting company (entity) invoices post against (R-INV-6)."""
+    """The "Unknown" accounting company (entity) invoices post against (R-INV-6), or the
+    integration's configured one (`company_id`; issue 14, `--invoice-parties hubspot`)."""
 
     name: str = PLACEHOLDER_NAME
     currency: str | None = None
     is_placeholder: bool = True
+    company_id: int | None = field(default=None, metadata=ADDED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +104,9 @@ class ObligationDraft:
     discount_amount: Decimal | None  # the line's whole fixed discount; set for a fixed one
     amount: Decimal  # net, rounded to the currency (DESIGN "obligation money")
     recognition_strategy: RecognitionStrategy = RecognitionStrategy.IMMEDIATE
+    # The service period of a ratable obligation (issue 14, `--recognition hubspot-terms`).
+    service_start_date: dt.date | None = field(default=None, metadata=ADDED)
+    service_end_date: dt.date | None = field(default=None, metadata=ADDED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,8 +207,11 @@ def _plain(value: Any) -> Any:
         names = _WRITTEN[cls] = (
             tuple(f.name for f in fields(cls) if f.metadata.get("fingerprint", True))
             if is_dataclass(cls) else None)
+        _ADDED[cls] = frozenset(f.name for f in fields(cls) if f.metadata == ADDED) \
+            if is_dataclass(cls) else frozenset()
     if names is not None:
-        return {name: _plain(getattr(value, name)) for name in names}
+        return {name: _plain(got) for name in names
+                if (got := getattr(value, name)) is not None or name not in _ADDED[cls]}
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
     return value
@@ -209,6 +220,7 @@ def _plain(value: Any) -> Any:
 # Values `_plain` hands to JSON as they are; `_json_value` spells Decimals and dates.
 _SCALARS = frozenset({str, int, bool, type(None), Decimal, dt.date})
 _WRITTEN: dict[type, tuple[str, ...] | None] = {}
+_ADDED: dict[type, frozenset[str]] = {}
 
 
 def _json_value(value: Any) -> str:

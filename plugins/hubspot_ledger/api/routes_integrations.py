@@ -65,7 +65,9 @@ def write_settings(access: Annotated[Access, Depends(can_change)],
     # The schedule is checked before anything is saved: all or nothing.
     schedule = checked_schedule(body.schedule) if body.schedule is not None else None
     settings = save_settings(access.integration_id, accounts=accounts, company=body.company,
-                             sync_invoices=body.sync_invoices)
+                             sync_invoices=body.sync_invoices,
+                             invoice_parties=body.invoice_parties, won_stages=body.won_stages,
+                             recognition=body.recognition)
     if schedule is not None:
         save_schedule(access.integration_id, schedule)
     return Settings.of(settings, missing_settings(settings), get_schedule(access.integration_id))

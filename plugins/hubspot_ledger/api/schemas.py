@@ -53,6 +53,11 @@ class SettingsUpdate(BaseModel):
     schedule: str | None = Field(
         None, description="the DAG's cron schedule in UTC ('0 * * * *', or @hourly, @daily…); "
                           "checked before anything is saved (422 if Airflow cannot run on it)")
+    # Issue 14: `unknown|hubspot`, `closedwon|all-pipelines|STAGE_ID,...`,
+    # `immediate|hubspot-terms` (validated by `integration_settings.save_settings`).
+    invoice_parties: str | None = Field(None, max_length=40)
+    won_stages: str | None = Field(None, max_length=2000)
+    recognition: str | None = Field(None, max_length=40)
 
 
 class Settings(BaseModel):
@@ -66,6 +71,9 @@ class Settings(BaseModel):
     sync_invoices: bool
     schedule: str | None = Field(None, description="the DAG's cron schedule (UTC); the DAG "
                                                    "follows a change at its next parse")
+    invoice_parties: str = "unknown"
+    won_stages: str = "closedwon"
+    recognition: str = "immediate"
     missing: list[str] = Field(description="required settings not set yet (or pointing at a "
                                            "deleted record); empty when setup is complete")
 

@@ -87,6 +87,9 @@ PROPERTY_LABELS = {
     "hs_due_date": "due date",
     "hs_sku": "SKU",
     "hs_number": "invoice number",
+    "hs_recurring_billing_period": "term",
+    "hs_recurring_billing_start_date": "billing start date",
+    "recurringbillingfrequency": "billing frequency",
 }
 
 
@@ -438,7 +441,10 @@ class LineItem(HubSpotRecord):
     LABEL = "Line item"
     NAME_PROPERTY = "name"
     PROPERTIES = ("name", "description", "hs_product_id", "hs_sku", "quantity", "price",
-                  "discount", "hs_discount_percentage", "hs_line_item_currency_code", "amount")
+                  "discount", "hs_discount_percentage", "hs_line_item_currency_code", "amount",
+                  # a recurring term (issue 14, `--recognition hubspot-terms`)
+                  "recurringbillingfrequency", "hs_recurring_billing_period",
+                  "hs_recurring_billing_start_date")
 
     @property
     def description(self) -> str | None:

@@ -49,7 +49,8 @@ CONTRACTS = Table("contracts", (
 OBLIGATIONS = Table("performance_obligations", (
     ("contract_id", "bigint"), ("item_id", "bigint"), ("description", "text"),
     ("quantity", "numeric"), ("unit_price", "numeric"), ("discount_percent", "numeric"),
-    ("discount_amount", "numeric"), ("amount", "numeric"), ("recognition_strategy", "text")))
+    ("discount_amount", "numeric"), ("amount", "numeric"), ("recognition_strategy", "text"),
+    ("service_start_date", "date"), ("service_end_date", "date")))
 INVOICES = Table("invoices", (
     ("company_id", "bigint"), ("customer_id", "bigint"), ("status", "text"), ("number", "text"),
     ("invoice_date", "date"), ("due_date", "date"), ("currency", "text"),

@@ -49,6 +49,26 @@ class RecognitionStrategy(StrEnum):
     RATABLE = "ratable"
 
 
+class InvoiceParties(StrEnum):
+    """Whom an imported invoice is made out to (issue 14, item 1)."""
+
+    UNKNOWN = "unknown"  # R-INV-6: the "Unknown" customer and company
+    HUBSPOT = "hubspot"  # its associated company, else contact, else "Unknown"
+
+
+class Recognition(StrEnum):
+    """How a deal's lines are recognized (issue 14, item 3)."""
+
+    IMMEDIATE = "immediate"  # R-DEAL-6: every obligation at once
+    HUBSPOT_TERMS = "hubspot-terms"  # a line with a recurring term: ratable over its term
+
+
+# The won-stages setting (issue 14, item 2): HubSpot's internal `closedwon` only (R-DEAL-3),
+# every stage a deal pipeline marks closed won, or an explicit list of stage ids.
+WON_CLOSEDWON = "closedwon"
+WON_ALL_PIPELINES = "all-pipelines"
+
+
 class AccountType(StrEnum):
     ASSET = "asset"
     LIABILITY = "liability"
@@ -163,11 +183,17 @@ class IntegrationSettings:
     company: str | None
     sync_invoices: bool
     ids: dict[str, int | None] = field(default_factory=dict, repr=False)
+    # Issue 14: each off by default (the reference connector's behaviour).
+    invoice_parties: InvoiceParties = InvoiceParties.UNKNOWN
+    won_stages: str = WON_CLOSEDWON
+    recognition: Recognition = Recognition.IMMEDIATE
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in (
+        data = {k: getattr(self, k) for k in (
             "integration_id", "ar_account", "deferred_revenue_account", "expense_account",
             "income_account", "clearing_account", "company", "sync_invoices")}
+        return {**data, "invoice_parties": str(self.invoice_parties),
+                "won_stages": self.won_stages, "recognition": str(self.recognition)}
 
 
 @dataclass(frozen=True, slots=True)

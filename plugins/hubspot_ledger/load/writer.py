@@ -37,7 +37,7 @@ from hubspot_ledger.drafts import (
 )
 from hubspot_ledger.load import bulk
 from hubspot_ledger.load.problems import Problem, log_problems
-from hubspot_ledger.load.records import ContractStatus, RemoteType
+from hubspot_ledger.load.records import ContractStatus, CustomerType, RemoteType
 
 log = logging.getLogger(__name__)
 D = TypeVar("D", ContractDraft, InvoiceDraft)
@@ -375,7 +375,8 @@ class LedgerWriter(RecordWriter):
             (local_id, local_id in old_ids,
              [(o.remote_id, (items[o.item.remote_id], o.description, o.quantity, o.unit_price,
                              o.discount_percent, o.discount_amount, o.amount,
-                             o.recognition_strategy.value)) for o in d.obligations])
+                             o.recognition_strategy.value, o.service_start_date,
+                             o.service_end_date)) for o in d.obligations])
             for d, local_id in zip(todo, ids + old_ids, strict=True)])
         return self._linked(RemoteType.DEAL, "contracts", drafts, prints, outcomes, new, ids,
                             changed, old_ids)
@@ -425,12 +426,11 @@ class LedgerWriter(RecordWriter):
     def _invoices_page(self, drafts: Sequence[InvoiceDraft]) -> list[Outcome]:
         prints, state, outcomes, new, changed = self._classify(RemoteType.INVOICE, drafts)
         todo = new + changed
-        company_id = customer_id = 0
-        if todo:  # R-INV-6: the organization's "Unknown" company and customer
-            company_id, customer_id = self.placeholder_company_id(), self.placeholder_customer_id()
+        companies, customers = self._invoice_parties(todo)
         items = self._item_ids([line.item for d in todo for line in d.lines])
-        rows = [(company_id, customer_id, ContractStatus.DRAFT.value, d.number, d.invoice_date,
-                 d.due_date, d.currency, d.total_amount) for d in todo]
+        rows = [(companies[d.remote_id], customers[d.remote_id], ContractStatus.DRAFT.value,
+                 d.number, d.invoice_date, d.due_date, d.currency, d.total_amount)
+                for d in todo]
         ids, old_ids = self._write(bulk.INVOICES, rows, len(new), changed, state)
         self._lines_page(bulk.INVOICE_LINES, "invoice_id", [
             (local_id, local_id in old_ids,
@@ -439,6 +439,45 @@ class LedgerWriter(RecordWriter):
             for d, local_id in zip(todo, ids + old_ids, strict=True)])
         return self._linked(RemoteType.INVOICE, "invoices", drafts, prints, outcomes, new, ids,
                             changed, old_ids)
+
+    def _invoice_parties(self, drafts: Sequence[InvoiceDraft]
+                         ) -> tuple[dict[str, int], dict[str, int]]:
+        """Accounting company and customer ids per invoice: R-INV-6's "Unknown" ones, or with
+        `--invoice-parties hubspot` (mapping.parties) the configured company and the customer of
+        the invoice's company (created if not yet mapped, as R-COMP-2) or contact."""
+        if not drafts:
+            return {}, {}
+        companies = {d.remote_id: d.company.company_id for d in drafts
+                     if not d.company.is_placeholder and d.company.company_id is not None}
+        if len(companies) < len(drafts):
+            unknown = self.placeholder_company_id()
+            companies.update({d.remote_id: unknown for d in drafts if d.remote_id not in companies})
+        individual = [d.customer for d in drafts if _individual(d.customer)]
+        by_email = self._individual_ids(individual)
+        by_key = self._customer_ids([d.customer for d in drafts if not _individual(d.customer)])
+        customers = {d.remote_id: by_email[_email_key(d.customer)] if _individual(d.customer)
+                     else by_key[None if d.customer.is_placeholder else d.customer.remote_id]
+                     for d in drafts}
+        return companies, customers
+
+    def _individual_ids(self, drafts: Sequence[CustomerDraft]) -> dict[str, int]:
+        """Customer id per lowered email: the organization's individual customer with that
+        email (case-insensitively; the oldest when several), else one created from the
+        contact."""
+        wanted = {_email_key(d): d for d in reversed(drafts)}
+        if not wanted:
+            return {}
+        found = {str(email): int(id_) for email, id_ in self.conn.execute(
+            "SELECT DISTINCT ON (lower(email)) lower(email), id FROM ledger.customers "
+            "WHERE organization_id = %s AND customer_type = 'individual' AND NOT is_placeholder "
+            "AND lower(email) = ANY(%s) ORDER BY lower(email), id",
+            [self.organization_id, list(wanted)]).fetchall()}
+        missing = [d for key, d in wanted.items() if key not in found]
+        ids = bulk.insert_rows(self.conn, bulk.CUSTOMERS, self.organization_id, [
+            (d.name, d.customer_type.value, d.email, d.phone, d.website, d.address_line1,
+             d.address_line2, d.city, d.state, d.postal_code, d.country) for d in missing])
+        found.update({_email_key(d): i for d, i in zip(missing, ids, strict=True)})
+        return found
 
     def _lines_page(self, table: bulk.Table, parent_column: str,
                     parents: Sequence[tuple[int, bool, Sequence[tuple[str, tuple[Any, ...]]]]]
@@ -552,6 +591,16 @@ def _not_draft(remote_id: str, local_id: int, status: str | None, kind: str = "d
 
 def _label(remote_type: RemoteType, remote_id: str) -> str:
     return f"{remote_type.value.replace('_', ' ').capitalize()} {remote_id}"
+
+
+def _individual(customer: CustomerDraft) -> bool:
+    """A contact's customer (issue 14): known by its email, not by a HubSpot id."""
+    return (customer.customer_type is CustomerType.INDIVIDUAL and not customer.is_placeholder
+            and customer.remote_id is None and bool(customer.email))
+
+
+def _email_key(customer: CustomerDraft) -> str:
+    return (customer.email or "").strip().lower()
 
 
 def _first_line(exc: BaseException) -> str:

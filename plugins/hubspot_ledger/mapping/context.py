@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from hubspot_ledger.errors import ReconnectRequired, SetupIncomplete
+from hubspot_ledger.extract.models import CLOSED_WON
 from hubspot_ledger.load.records import Integration, IntegrationSettings
 
 DEFAULT_UI_DOMAIN = "app.hubspot.com"
@@ -33,6 +34,9 @@ class MappingContext:
     portal_id: str
     currency: str | None = None
     ui_domain: str | None = None
+    # The deal stages that count as won in this run (extract.closed_won.won_stages): R-DEAL-3's
+    # `closedwon` unless the won-stages setting (issue 14) says otherwise.
+    won_stages: frozenset[str] = frozenset({CLOSED_WON})
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "portal_id", str(self.portal_id).strip())

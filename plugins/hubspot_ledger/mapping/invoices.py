@@ -6,12 +6,7 @@ import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 
-from hubspot_ledger.drafts import (
-    InvoiceDraft,
-    InvoiceLineDraft,
-    placeholder_company,
-    placeholder_customer,
-)
+from hubspot_ledger.drafts import InvoiceDraft, InvoiceLineDraft
 from hubspot_ledger.extract.models import (
     NAME_MAX,
     Invoice,
@@ -21,6 +16,7 @@ from hubspot_ledger.extract.models import (
     clean_line,
     property_label,
 )
+from hubspot_ledger.extract.party_models import Party
 from hubspot_ledger.mapping.context import MappingContext
 from hubspot_ledger.mapping.lines import (
     amount_warnings,
@@ -32,15 +28,19 @@ from hubspot_ledger.mapping.lines import (
     unique_lines,
 )
 from hubspot_ledger.mapping.money import UNIT_PLACES, LineMoney, currency_of, total_of
+from hubspot_ledger.mapping.parties import invoice_parties
 
 DISCOUNT_PREFIX = "Discount: "
 
 
 def map_invoice_to_sales_invoice(invoice: Invoice, line_items: Sequence[LineItem],
                                  context: MappingContext, *,
-                                 products: Mapping[str, Product] | None = None) -> InvoiceDraft:
+                                 products: Mapping[str, Product] | None = None,
+                                 party: Party | None = None) -> InvoiceDraft:
     """A sales invoice from a HubSpot invoice and its line items, posted against the "Unknown"
-    customer and company (R-INV-6). Raises MappingError (not imported) or SkipRecord."""
+    customer and company (R-INV-6), or with `--invoice-parties hubspot` against its associated
+    company or contact (`party`) and the configured company (mapping.parties). Raises
+    MappingError (not imported) or SkipRecord."""
     invoice_date, due_date = _dates(invoice)
     currency = currency_of(invoice, "hs_currency", context.currency)
     lines = unique_lines(line_items)
@@ -54,12 +54,13 @@ def map_invoice_to_sales_invoice(invoice: Invoice, line_items: Sequence[LineItem
         raise skip_no_valid_lines(invoice, "every line item's amount is zero")
     drafts = tuple(draft for line, money in kept
                    for draft in _lines(invoice, line, money, products or {}, context))
+    customer, company = invoice_parties(party, context)
     return InvoiceDraft(
         remote_id=invoice.id,
         number=invoice.identity("hs_number", fallback=f"HS-INV-{invoice.id}"),  # never cut
         invoice_date=invoice_date, due_date=due_date, currency=currency.code,
         total_amount=total_of(invoice, currency, (d.amount for d in drafts)),
-        lines=drafts, customer=placeholder_customer(), company=placeholder_company(),
+        lines=drafts, customer=customer, company=company,
         # DESIGN "obligation money": HubSpot's `amount` is compared with the line less its
         # discount line (R-INV-4); a difference is only reported. A left-out zero line
         # (R-INV-3) is compared too: HubSpot saying otherwise than zero is worth a look.

@@ -8,8 +8,17 @@ from typing import Any
 from psycopg import sql
 
 from hubspot_ledger.load.errors import NotFoundError
-from hubspot_ledger.load.records import ACCOUNT_SETTINGS, AccountType, IntegrationSettings
+from hubspot_ledger.load.records import (
+    ACCOUNT_SETTINGS,
+    AccountType,
+    IntegrationSettings,
+    InvoiceParties,
+    Recognition,
+)
 from hubspot_ledger.store.base import Repository, scalar
+
+# Issue 14's settings: columns of the same name.
+BEYOND_SETTINGS = ("invoice_parties", "won_stages", "recognition")
 
 
 class Settings(Repository):
@@ -24,7 +33,8 @@ class Settings(Repository):
         with self._session() as conn:
             row = conn.execute(
                 f"SELECT s.organization_id, {codes}, c.name, s.sync_invoices, {ids}, "  # noqa: S608
-                f"s.company_id FROM ledger.integration_settings s {joins} "
+                f"s.company_id, s.invoice_parties, s.won_stages, s.recognition "
+                f"FROM ledger.integration_settings s {joins} "
                 "LEFT JOIN ledger.companies c ON c.id = s.company_id "
                 "WHERE s.integration_id = %s",
                 [integration_id],
@@ -37,12 +47,14 @@ class Settings(Repository):
             deferred_revenue_account=row[2], expense_account=row[3], income_account=row[4],
             clearing_account=row[5], company=row[n + 1], sync_invoices=bool(row[n + 2]),
             ids={**dict(zip(ACCOUNT_SETTINGS, row[n + 3:n + 3 + n], strict=True)),
-                 "company_id": row[-1]},
+                 "company_id": row[n + 3 + n]},
+            invoice_parties=InvoiceParties(row[-3]), won_stages=str(row[-2]),
+            recognition=Recognition(row[-1]),
         )
 
     def update(self, integration_id: int, values: dict[str, Any]) -> None:
         """Write settings columns (ids already resolved in the integration's organization)."""
-        allowed = {*ACCOUNT_SETTINGS, "company_id", "sync_invoices"}
+        allowed = {*ACCOUNT_SETTINGS, "company_id", "sync_invoices", *BEYOND_SETTINGS}
         unknown = set(values) - allowed
         if unknown:
             raise ValueError(f"not a settings column: {', '.join(sorted(unknown))}")

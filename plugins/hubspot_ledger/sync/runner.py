@@ -15,11 +15,17 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from hubspot_ledger.backfill_windows import BEGINNING, reach
+from hubspot_ledger.extract import closed_won
 from hubspot_ledger.extract.reads import Window
 from hubspot_ledger.hooks.hubspot import HubSpotHook
 from hubspot_ledger.hooks.ledger import LedgerHook
 from hubspot_ledger.integration_settings import validate_setup
-from hubspot_ledger.load.records import Integration, RemoteType
+from hubspot_ledger.load.records import (
+    WON_ALL_PIPELINES,
+    WON_CLOSEDWON,
+    Integration,
+    RemoteType,
+)
 from hubspot_ledger.mapping import MappingContext
 from hubspot_ledger.sync import steps
 from hubspot_ledger.tokens import IntegrationTokens
@@ -92,6 +98,26 @@ def _reads(ledger: LedgerHook, integration: Integration, run_id: int, step: str,
     return Window(since=dt.datetime.fromisoformat(read["since"])), cutoff
 
 
+def _won_stages(ledger: LedgerHook, run_id: int, hook: HubSpotHook, setting: str
+                ) -> frozenset[str]:
+    """The won stages of this run (issue 14): with `all-pipelines` the deal pipelines are read
+    once per run, by the first deal step, and the later step follows that decision."""
+    if setting == WON_CLOSEDWON:
+        return closed_won.DEFAULT_WON
+    # Kept with the run's reads, so the run report says "Read won deal stages: …".
+    key = "won deal stage"
+    decided = ledger.runs.read(run_id, key)
+    if decided is None:
+        # An explicit list was checked against the pipelines by validate_setup this run.
+        stages = (sorted(closed_won.resolve_won_stages(hook, setting))
+                  if setting == WON_ALL_PIPELINES else setting.split(","))
+        decided = ledger.runs.decide_read(run_id, key, {
+            "setting": setting, "stages": stages,
+            "why": f"{', '.join(stages)} (won stages setting: {setting})"})
+    log.info("Won deal stages: %s", ", ".join(decided["stages"]))
+    return frozenset(decided["stages"])
+
+
 def run_step(step: str, integration_id: int, dag_run_id: str, *, full_refresh: bool = False,
              window: tuple[dt.datetime, dt.datetime] | None = None,
              ledger: LedgerHook | None = None) -> dict[str, int]:
@@ -108,6 +134,9 @@ def run_step(step: str, integration_id: int, dag_run_id: str, *, full_refresh: b
         limiter = ledger.rate_limiter(str(integration.remote_id))
         hook = HubSpotHook(token_source=IntegrationTokens(integration_id, ledger=ledger),
                            limiter=limiter)
+        if STEP_TYPE[step] is RemoteType.DEAL:
+            mapping = dataclasses.replace(mapping, won_stages=_won_stages(
+                ledger, run_id, hook, settings.won_stages))
         log.info("%s: integration %s (%s), portal %s, cutoff %s; taking its write lock",
                  step, integration.id, integration.organization_name, integration.remote_id,
                  integration.cutoff_date)

@@ -15,7 +15,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from hubspot_ledger.extract import ahead, closed_won, reads
+from hubspot_ledger.extract import ahead, closed_won, parties, reads
 from hubspot_ledger.extract.models import (
     Company,
     Deal,
@@ -26,11 +26,17 @@ from hubspot_ledger.extract.models import (
     Product,
     valid_unicode,
 )
+from hubspot_ledger.extract.party_models import Party
 from hubspot_ledger.extract.prefetch import prefetch
 from hubspot_ledger.hooks.hubspot import HubSpotHook
 from hubspot_ledger.load import problems
 from hubspot_ledger.load.problems import Problem
-from hubspot_ledger.load.records import Integration, IntegrationSettings, RemoteType
+from hubspot_ledger.load.records import (
+    Integration,
+    IntegrationSettings,
+    InvoiceParties,
+    RemoteType,
+)
 from hubspot_ledger.load.writer import Change, LedgerWriter, Outcome
 from hubspot_ledger.mapping import (
     ContractDraft,
@@ -279,12 +285,13 @@ def _deals_to_sync(ctx: StepContext, seen: set[str], retry: set[str], lost: set[
     modified in the window and those whose line items were; and, every run, the deals with
     open problems that still qualify. `seen` collects their ids; `lost` the deals changed in
     the window that no longer qualify."""
-    cutoff = ctx.integration.cutoff_date
+    cutoff, won = ctx.integration.cutoff_date, ctx.mapping.won_stages
     if ctx.window is None:
-        pages = closed_won.closed_won_deals(ctx.hook, cutoff)
+        pages = closed_won.closed_won_deals(ctx.hook, cutoff, won=won)
     else:
         pages = reads.partition(reads.changed(ctx.hook, RemoteType.DEAL, ctx.window),
-                                  lambda page: closed_won.qualifying_deals(page, cutoff), lost)
+                                  lambda page: closed_won.qualifying_deals(page, cutoff, won),
+                                  lost)
     for page in pages:
         seen.update(str(r.get("id", "")) for r in page)
         yield page
@@ -293,7 +300,7 @@ def _deals_to_sync(ctx: StepContext, seen: set[str], retry: set[str], lost: set[
         owners = reads.owners_of_changed_lines(ctx.hook, RemoteType.DEAL, ctx.window)
     owners |= retry
     for page in reads.raw_by_id(ctx.hook, RemoteType.DEAL, owners - seen):
-        page = closed_won.qualifying_deals(page, cutoff)
+        page = closed_won.qualifying_deals(page, cutoff, won)
         seen.update(str(r.get("id", "")) for r in page)
         if page:
             yield page
@@ -361,9 +368,10 @@ def _void_lost(ctx: StepContext, tally: Tally, remote_type: RemoteType,
                   else ["hs_invoice_date"])
     raws = {str(r.get("id", "")): r for page in
             reads.raw_by_id(ctx.hook, remote_type, candidates, properties) for r in page}
-    why = closed_won.why_deal_lost if remote_type is RemoteType.DEAL else reads.why_invoice_lost
-    reasons = {rid: reason for rid in candidates
-               if (reason := why(raws.get(rid), cutoff)) is not None}
+    won = ctx.mapping.won_stages
+    reasons = {rid: reason for rid in candidates if (reason := (
+        closed_won.why_deal_lost(raws.get(rid), cutoff, won) if remote_type is RemoteType.DEAL
+        else reads.why_invoice_lost(raws.get(rid), cutoff))) is not None}
     if not reasons:
         return
     with ctx.writer.batch():
@@ -435,9 +443,9 @@ def sync_invoices(ctx: StepContext) -> dict[str, int]:
         pages = reads.partition(reads.changed(ctx.hook, RemoteType.INVOICE, ctx.window),
                                   lambda page: reads.qualifying_invoices(page, cutoff), lost)
     searched = prefetch(reads.rebatch(pages, DOCUMENT_BATCH))
-    for chunk, lines in prefetch(_with_lines(ctx, searched)):
+    for chunk, lines, found in prefetch(_with_lines(ctx, searched)):
         seen.update(str(r.get("id", "")) for r in chunk)
-        _load_invoices(ctx, tally, chunk, lines)
+        _load_invoices(ctx, tally, chunk, lines, found)
     owners = retry - seen
     if ctx.window is not None:
         owners |= reads.owners_of_changed_lines(ctx.hook, RemoteType.INVOICE, ctx.window)
@@ -458,28 +466,42 @@ Lines = dict[str, list[LineItem | MappingError]]
 
 
 def _with_lines(ctx: StepContext, chunks: Iterator[list[dict[str, Any]]]
-                ) -> Iterator[tuple[list[dict[str, Any]], Lines]]:
+                ) -> Iterator[tuple[list[dict[str, Any]], Lines, Mapping[str, Party]]]:
     """Each chunk of invoices with their line items (read ahead, in its own thread)."""
     for chunk in chunks:
         readable = [i.id for i in reads.parse(Invoice, chunk) if isinstance(i, Invoice)]
-        yield chunk, _lines_by_owner(ctx, RemoteType.INVOICE, readable)
+        yield chunk, _lines_by_owner(ctx, RemoteType.INVOICE, readable), _parties(ctx, readable)
+
+
+def _parties(ctx: StepContext, invoice_ids: Sequence[str]) -> Mapping[str, Party]:
+    """The invoices' companies and contacts, read only with `--invoice-parties hubspot`;
+    contacts only when HubSpot granted the scope to read them (README, "Beyond the reference
+    connector")."""
+    if ctx.settings.invoice_parties != InvoiceParties.HUBSPOT:
+        return {}
+    return parties.invoice_parties(ctx.hook, invoice_ids, contacts=parties.may_read_contacts(
+        ctx.integration.scope))
 
 
 def _load_invoices(ctx: StepContext, tally: Tally, page: list[dict[str, Any]],
-                   lines: dict[str, list[LineItem | MappingError]] | None = None) -> None:
+                   lines: dict[str, list[LineItem | MappingError]] | None = None,
+                   found: Mapping[str, Party] | None = None) -> None:
     if not page:
         return
     invoices = reads.parse(Invoice, page)
     if lines is None:
-        lines = _lines_by_owner(ctx, RemoteType.INVOICE,
-                                [i.id for i in invoices if isinstance(i, Invoice)])
+        readable = [i.id for i in invoices if isinstance(i, Invoice)]
+        lines = _lines_by_owner(ctx, RemoteType.INVOICE, readable)
+        found = _parties(ctx, readable)
     # Invoices run before the products step: an unmapped product is read now, so its item is
     # written right once (DESIGN "first sync with invoices on").
     products = _unmapped_products(ctx, tally, lines.values())
     drafts = [draft for invoice in invoices
               if (draft := _draft(tally, _invoice_draft, invoice,
                                   lines.get(getattr(invoice, "id", ""), []), ctx.mapping,
-                                  products=products)) is not None]
+                                  products=products,
+                                  party=(found or {}).get(getattr(invoice, "id", "")))
+                  ) is not None]
     _warn_drafts(tally, RemoteType.INVOICE, drafts)
     with ctx.writer.batch():
         for draft, outcome in zip(drafts, ctx.writer.upsert_invoices(drafts), strict=True):
@@ -488,9 +510,10 @@ def _load_invoices(ctx: StepContext, tally: Tally, page: list[dict[str, Any]],
 
 
 def _invoice_draft(invoice: Invoice, lines: Sequence[LineItem | MappingError],
-                   mapping: MappingContext, *, products: Mapping[str, Product]) -> InvoiceDraft:
+                   mapping: MappingContext, *, products: Mapping[str, Product],
+                   party: Party | None = None) -> InvoiceDraft:
     return map_invoice_to_sales_invoice(invoice, _readable_lines(invoice, lines), mapping,
-                                        products=products)
+                                        products=products, party=party)
 
 
 # -- shared by deals and invoices -------------------------------------------------------------

@@ -49,7 +49,7 @@ def validate_setup(integration_id: int, **context: Any) -> None:
     from hubspot_ledger.integration_settings import validate_setup as check
 
     try:
-        integration, settings = check(integration_id)
+        integration, settings = check(integration_id, won_stages=True)
     except (SetupIncomplete, ReconnectRequired, NotFound) as exc:
         _note_failure(integration_id, context, "validate_setup", exc)
         _fail_without_retry(exc)

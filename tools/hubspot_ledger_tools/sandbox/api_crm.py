@@ -16,7 +16,13 @@ from hubspot_ledger_tools.sandbox.render import (
     render,
     selected,
 )
-from hubspot_ledger_tools.sandbox.schema import DEAL_STAGES, ObjectType, resolve
+from hubspot_ledger_tools.sandbox.schema import (
+    DEAL_STAGES,
+    RENEWAL_CLOSED,
+    RENEWAL_STAGES,
+    ObjectType,
+    resolve,
+)
 from hubspot_ledger_tools.sandbox.search import SearchError, parse
 from hubspot_ledger_tools.sandbox.state import Portal, Sandbox
 from hubspot_ledger_tools.sandbox.timefmt import iso, ms_of, now_ms
@@ -25,6 +31,7 @@ router = APIRouter()
 
 LIST_MAX, LIST_DEFAULT, BATCH_MAX = 100, 10, 100
 PIPELINE_CREATED = ms_of(2022, 6, 1)
+RENEWALS = "renewals"
 
 
 def sandbox_of(request: Request) -> Sandbox:
@@ -218,16 +225,26 @@ async def account_details(request: Request) -> Response:
         "dataHostingLocation": settings.data_hosting_location})
 
 
-def _pipeline() -> dict[str, Any]:
+def _pipeline(pipeline_id: str = "default") -> dict[str, Any]:
     stamp = iso(PIPELINE_CREATED)
+    label, order, stage_list, closed = (
+        ("Sales Pipeline", 0, DEAL_STAGES, ("closedwon", "closedlost"))
+        if pipeline_id == "default" else ("Renewals", 1, RENEWAL_STAGES, RENEWAL_CLOSED))
     stages = [{"label": label, "displayOrder": order, "id": stage_id,
-               "metadata": {"isClosed": str(stage_id in ("closedwon", "closedlost")).lower(),
+               "metadata": {"isClosed": str(stage_id in closed).lower(),
                             "probability": probability},
                "createdAt": stamp, "updatedAt": stamp, "archived": False,
                "writePermissions": "CRM_PERMISSIONS_ENFORCEMENT"}
-              for order, (stage_id, label, probability) in enumerate(DEAL_STAGES)]
-    return {"label": "Sales Pipeline", "displayOrder": 0, "id": "default", "stages": stages,
+              for order, (stage_id, label, probability) in enumerate(stage_list)]
+    return {"label": label, "displayOrder": order, "id": pipeline_id, "stages": stages,
             "createdAt": stamp, "updatedAt": stamp, "archived": False}
+
+
+def _deal_pipeline_ids(request: Request) -> tuple[str, ...]:
+    """The deal pipelines served: HubSpot's default, and renewals (config `pipelines=two`, or
+    a portal generated with `beyond`)."""
+    two = sandbox_of(request).config.pipelines == "two" or portal_of(request).settings.beyond
+    return ("default", RENEWALS) if two else ("default",)
 
 
 @router.get("/crm/v3/pipelines/{object_type}")
@@ -235,7 +252,8 @@ async def pipelines(request: Request, object_type: str) -> Response:
     otype = resolve(object_type)
     if otype is None:
         return errors.unknown_type(request, object_type)
-    return JSONResponse({"results": [_pipeline()] if otype.name == "deals" else []})
+    found = [_pipeline(p) for p in _deal_pipeline_ids(request)] if otype.name == "deals" else []
+    return JSONResponse({"results": found})
 
 
 @router.get("/crm/v3/pipelines/{object_type}/{pipeline_id}")
@@ -243,7 +261,7 @@ async def pipeline(request: Request, object_type: str, pipeline_id: str) -> Resp
     otype = resolve(object_type)
     if otype is None:
         return errors.unknown_type(request, object_type)
-    if otype.name != "deals" or pipeline_id != "default":
+    if otype.name != "deals" or pipeline_id not in _deal_pipeline_ids(request):
         return errors.error_response(request, 404, f"Pipeline {pipeline_id} not found",
                                      "OBJECT_NOT_FOUND")
-    return JSONResponse(_pipeline())
+    return JSONResponse(_pipeline(pipeline_id))

@@ -62,6 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--latency-seed", type=int, default=None,
         help="seed of the response times (default: --seed)")
     add("--log-level", default="warning", help="uvicorn log level (default warning)")
+    add("--beyond", action="store_true",
+        help="issue 14's data: renewals-pipeline deals, billing start dates on recurring lines")
 
 
 def config_from(args: argparse.Namespace) -> SandboxConfig:
@@ -74,7 +76,7 @@ def config_from(args: argparse.Namespace) -> SandboxConfig:
         access_token_ttl=args.access_token_ttl, code_ttl=args.code_ttl,
         rate_limit=args.rate_limit, rate_window=args.rate_window, search_rate=args.search_rate,
         search_lag=args.search_lag, search_cap=args.search_cap, consent=args.consent,
-        latency=args.latency, latency_seed=args.latency_seed)
+        latency=args.latency, latency_seed=args.latency_seed, beyond=args.beyond)
 
 
 def run(args: argparse.Namespace) -> None:

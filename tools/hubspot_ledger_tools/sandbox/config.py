@@ -11,6 +11,9 @@ DEFAULT_SCOPES = ("oauth", "crm.objects.deals.read", "crm.objects.companies.read
                   "crm.objects.invoices.read")
 
 
+PIPELINE_SETS = ("default", "two")
+
+
 @dataclass(frozen=True)
 class Scale:
     """How many records a generated portal holds (line items follow from deals and invoices)."""
@@ -60,6 +63,9 @@ class PortalSettings:
     account_type: str = "STANDARD"
     additional_currencies: list[str] = field(default_factory=lambda: ["EUR", "GBP"])
     hub_domain: str = "sandbox-portal.example.com"
+    # Issue 14's data: a renewals deal pipeline (its deals and its won stage) and billing start
+    # dates on recurring lines. Off: the data is exactly what it was before.
+    beyond: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -94,6 +100,10 @@ class SandboxConfig:
     # HubSpot-like response times (latency.py): off in tests, on in `make bench`.
     latency: bool = False
     latency_seed: int | None = None  # None: the data seed
+    # Deal pipelines served: "default" (HubSpot's sales pipeline only) or "two" (plus a
+    # renewals pipeline with its own won stage; issue 14's won-stages setting).
+    pipelines: str = "default"
+    beyond: bool = False  # generate issue 14's data (PortalSettings.beyond); startup only
 
     def effective_latency_seed(self) -> int:
         return self.seed if self.latency_seed is None else self.latency_seed
@@ -101,11 +111,13 @@ class SandboxConfig:
     RUNTIME = frozenset({
         "access_token_ttl", "code_ttl", "rate_limit", "rate_window", "search_rate",
         "search_lag", "search_cap", "association_page_size", "consent", "redirect_uris",
-        "scopes", "optional_scopes", "request_log_size", "latency", "latency_seed"})
+        "scopes", "optional_scopes", "request_log_size", "latency", "latency_seed",
+        "pipelines"})
 
     def portal_settings(self) -> PortalSettings:
         return PortalSettings(portal_id=self.portal_id, seed=self.seed, scale=self.scale,
-                              currency=self.currency, ui_domain=self.ui_domain)
+                              currency=self.currency, ui_domain=self.ui_domain,
+                              beyond=self.beyond)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -141,4 +153,6 @@ class SandboxConfig:
                 raise ValueError(f"bad value for {key}: {value!r}") from None
         if typed.get("consent", "approve") not in ("approve", "deny"):
             raise ValueError("consent must be approve or deny")
+        if typed.get("pipelines", "default") not in PIPELINE_SETS:
+            raise ValueError(f"pipelines must be {' or '.join(PIPELINE_SETS)}")
         return dataclasses.replace(self, **typed)

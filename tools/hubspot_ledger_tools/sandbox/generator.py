@@ -9,6 +9,7 @@ History is anchored at fixed dates, not at "now", so that the data never depends
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import random
 from collections.abc import Sequence
@@ -20,7 +21,7 @@ from hubspot_ledger_tools.sandbox.associations import link
 from hubspot_ledger_tools.sandbox.config import Scale
 from hubspot_ledger_tools.sandbox.pricing import line_amounts, money
 from hubspot_ledger_tools.sandbox.records import PortalData, Record, Value
-from hubspot_ledger_tools.sandbox.schema import DEAL_STAGES
+from hubspot_ledger_tools.sandbox.schema import DEAL_STAGES, RENEWAL_STAGES
 from hubspot_ledger_tools.sandbox.timefmt import ms_of
 
 DAY = 86_400_000
@@ -29,6 +30,8 @@ LAST_CLOSEDATE = ms_of(2026, 12, 31, 17)
 ID_BASE = {"products": 1_400_000_000, "companies": 5_100_000_000, "contacts": 21_000,
            "deals": 9_800_000_000, "line_items": 14_600_000_000, "invoices": 310_000_000_000}
 OPEN_STAGES = tuple(s for s, _, _ in DEAL_STAGES if s not in ("closedwon", "closedlost"))
+# Issue 14 (`beyond`): a deal of the renewals pipeline, by the stage its plan has.
+RENEWAL_STAGE_OF = {"closedwon": RENEWAL_STAGES[1][0], "closedlost": RENEWAL_STAGES[2][0]}
 INVOICE_STATUSES = ("paid", "open", "draft", "voided")
 INVOICE_STATUS_WEIGHTS = (45, 30, 15, 10)
 
@@ -97,13 +100,14 @@ class Generated:
 
 
 def generate(seed: int, scale: Scale, currency: str = "USD",
-             other_currencies: Sequence[str] = ("EUR", "GBP")) -> PortalData:
+             other_currencies: Sequence[str] = ("EUR", "GBP"), *, beyond: bool = False
+             ) -> PortalData:
     # Hundreds of thousands of small acyclic objects: the cycle collector would only rescan
     # them over and over (about a third of the time of a large portal).
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _Generator(seed, scale, currency, tuple(other_currencies)).run()
+        return _Generator(seed, scale, currency, tuple(other_currencies), beyond).run()
     finally:
         if collecting:
             gc.enable()
@@ -111,8 +115,11 @@ def generate(seed: int, scale: Scale, currency: str = "USD",
 
 class _Generator:
     def __init__(self, seed: int, scale: Scale, currency: str,
-                 other_currencies: tuple[str, ...]) -> None:
+                 other_currencies: tuple[str, ...], beyond: bool = False) -> None:
         self.rng = random.Random(seed)
+        # Issue 14's data; every random draw it takes is behind this flag, so that the data
+        # without it stays what it was.
+        self.beyond = beyond
         self.scale = scale
         self.currency = currency
         self.other_currencies = other_currencies or ("EUR",)
@@ -317,6 +324,11 @@ class _Generator:
             "hs_is_closed_won": "true" if plan.stage == "closedwon" else "false",
             "hs_is_closed": "true" if plan.stage in ("closedwon", "closedlost") else "false",
         }
+        if self.beyond and index >= len(DEAL_PLANS) and self.chance(20):
+            # A renewal: the renewals pipeline's stage matching the plan's.
+            stage = RENEWAL_STAGE_OF.get(plan.stage, RENEWAL_STAGES[0][0])
+            props.update(pipeline="renewals", dealstage=stage,
+                         hs_is_closed_won=str(stage == RENEWAL_STAGES[1][0]).lower())
         if self.chance(70):
             props["description"] = f"{rng.choice(names.DEAL_WORDS)} agreed with {label}."
         if self.chance(80):
@@ -423,6 +435,10 @@ class _Generator:
                 props.update(recurringbillingfrequency="monthly",
                              hs_recurring_billing_period=period,
                              hs_term_in_months=period[1:-1])
+                if self.beyond:  # billing starts on the first of the month after the sale
+                    day = dt.datetime.fromtimestamp(created / 1000, tz=dt.UTC).date()
+                    start = (day.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
+                    props["hs_recurring_billing_start_date"] = start.isoformat()
         else:
             props = {"name": rng.choice(names.CUSTOM_LINES)}
             unit = price if price is not None else self.random_price()

@@ -124,3 +124,12 @@ DEAL_STAGES: tuple[tuple[str, str, str], ...] = (
     ("closedwon", "Closed Won", "1.0"),
     ("closedlost", "Closed Lost", "0.0"),
 )
+
+RENEWAL_STAGES: tuple[tuple[str, str, str], ...] = (
+    # (id, label, probability) of the renewals pipeline served with `pipelines=two`: custom
+    # pipelines' stages have numeric ids in HubSpot; its won stage is closed with 1.0.
+    ("71900001", "Renewal due", "0.5"),
+    ("71900002", "Renewed", "1.0"),
+    ("71900003", "Not renewed", "0.0"),
+)
+RENEWAL_CLOSED = ("71900002", "71900003")

@@ -40,7 +40,7 @@ def build_portal(settings: PortalSettings) -> Portal:
     scale = parse_scale(settings.scale)
     return Portal(settings, generate(settings.seed, scale, settings.currency,
                                      [c for c in settings.additional_currencies
-                                      if c != settings.currency]))
+                                      if c != settings.currency], beyond=settings.beyond))
 
 
 class Sandbox:

@@ -366,6 +366,8 @@ class SandboxServer(SandboxAdmin):
             command += ["--latency", "--latency-seed", str(s.effective_latency_seed())]
         for uri in s.redirect_uris:
             command += ["--redirect-uri", uri]
+        if s.beyond:
+            command.append("--beyond")
         return command
 
     def _start_process(self) -> None:
