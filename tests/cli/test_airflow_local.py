@@ -81,7 +81,7 @@ def test_make_airflow_serves_the_projects_dags_and_ctrl_c_stops_every_process(
     books: Callable[..., int], tmp_path: Path
 ) -> None:
     integration_id = books("Acme Corp")
-    dag_id = f"hubspot_sync__acme_corp_{integration_id}"
+    dag_id = f"hubspot_sync__integration_{integration_id}"
     port = _free_port()
     base_url = f"http://localhost:{port}"
     home = tmp_path / "airflow-home"

@@ -131,5 +131,5 @@ def test_the_readme_cli_walkthrough_works_on_a_fresh_clone(
         capture_output=True, text=True, timeout=300)
     assert listed.returncode == 0, listed.stderr
     dags = [line.split()[0] for line in listed.stdout.splitlines() if line.strip()]
-    assert f"hubspot_sync__acme_corp_{integration}" in dags, listed.stdout
+    assert f"hubspot_sync__integration_{integration}" in dags, listed.stdout
     assert not [d for d in dags if d.startswith("example_")]
