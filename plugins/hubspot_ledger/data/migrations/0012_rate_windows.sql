@@ -10,7 +10,7 @@
 -- requests of the UTC day `day`.
 ALTER TABLE ledger.hubspot_rate_buckets
     ADD COLUMN slots      double precision[] NOT NULL DEFAULT '{}',
-    ADD COLUMN held_until double precision,
+    ADD COLUMN held_until numeric,  -- epoch seconds; numeric like every column (no float)
     ADD COLUMN day        date,
     ADD COLUMN day_count  bigint NOT NULL DEFAULT 0,
     DROP CONSTRAINT hubspot_rate_buckets_bucket_check,
