@@ -245,7 +245,7 @@ def test_issue_15_status_settings_and_cutoff_changes_are_no_new_dag_version(
                    [integration_id])
     rescheduled = only_dag(parse())
     assert dag_hash(rescheduled) != dag_hash(before)
-    assert rescheduled.timetable.expression == "0 0 * * *"
+    assert rescheduled.timetable.summary == "0 0 * * *"
 
 
 @pytest.mark.integration
@@ -273,7 +273,7 @@ def test_issue_15_an_integration_in_error_keeps_its_schedule_and_its_run_fails_a
                                         "HubSpot access was revoked or has expired: "
                                         "reconnect HubSpot")
     dag = only_dag(parse())
-    assert dag.timetable.expression == "0 * * * *"
+    assert dag.timetable.summary == "0 * * * *"
 
     logical_date = dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC)
     run = dag.test(run_after=logical_date, logical_date=logical_date)

@@ -71,7 +71,9 @@ def seed_bad_deal(api: AirflowApi) -> str:
 
 
 def wait_for_run(api: AirflowApi, integration_id: int, dag_id: str) -> dict[str, object]:
-    """Poll Airflow's REST API and the ledger until the DAG's run has finished."""
+    """Poll Airflow's REST API and the ledger until the DAG's manual run (Sync now) has
+    finished. The DAG also runs on its schedule whatever the integration's status (issue 15),
+    so a scheduled run may have failed at validate_setup before the page connected it."""
     token = requests.post(f"{api.url}/auth/token", timeout=10, json={
         "username": "admin", "password": USERS["admin"][1]}).json()["access_token"]
     deadline = time.monotonic() + RUN_DEADLINE
@@ -79,11 +81,11 @@ def wait_for_run(api: AirflowApi, integration_id: int, dag_id: str) -> dict[str,
     while time.monotonic() < deadline:
         runs = requests.get(f"{api.url}/api/v2/dags/{dag_id}/dagRuns", timeout=30,
                             headers={"Authorization": f"Bearer {token}"}).json()
-        states = [r["state"] for r in runs.get("dag_runs", [])]
-        state = states[0] if states else None
+        manual = [r for r in runs.get("dag_runs", []) if r["run_type"] == "manual"]
+        state = manual[-1]["state"] if manual else None
         if state in ("success", "failed"):
             run = LedgerHook().runs.latest(integration_id)
-            assert run is not None
+            assert run is not None and run["dag_run_id"] == manual[-1]["dag_run_id"], run
             return {"airflow": state, **run}
         time.sleep(1)
     pytest.fail(f"the run of {dag_id} did not finish within {RUN_DEADLINE:g}s "
