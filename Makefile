@@ -53,7 +53,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: $(STAMP) browser lint
+test: $(STAMP) lint
 	$(BIN)/pytest
 
 test-fast: $(STAMP)
@@ -93,7 +93,7 @@ test-celery: $(STAMP)
 
 # The tests that start a whole Airflow deployment (the Celery workers, a real backfill through
 # the scheduler): minutes each, so not in `make test`'s default run.
-test-deployment: $(STAMP)
+test-deployment: $(STAMP) browser
 	@command -v redis-server >/dev/null || redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 \
 		|| { apt-get update -qq && apt-get install -y redis-server; }
 	$(BIN)/pytest -m deployment

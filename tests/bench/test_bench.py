@@ -37,6 +37,7 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 @pytest.mark.integration
+@pytest.mark.deployment  # runs the bench's phases: a minute and more
 def test_every_phase_runs_and_is_measured(bench: dict[str, Any]) -> None:
     phases = bench["report"]["phases"]
     assert [p["name"] for p in phases] == PHASES
@@ -56,6 +57,7 @@ def test_every_phase_runs_and_is_measured(bench: dict[str, Any]) -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.deployment  # runs the bench's phases: a minute and more
 def test_the_report_is_a_table_per_phase_with_the_targets(bench: dict[str, Any]) -> None:
     markdown = bench["markdown"]
     for heading in ("## Targets of issue 12", "## Phase 1: full sync",
@@ -73,6 +75,7 @@ def test_the_report_is_a_table_per_phase_with_the_targets(bench: dict[str, Any])
 
 
 @pytest.mark.integration
+@pytest.mark.deployment  # runs the bench's phases: a minute and more
 def test_the_markdown_can_be_rendered_again_from_the_json(bench: dict[str, Any]) -> None:
     proc = subprocess.run([sys.executable, "-m", "hubspot_ledger_tools.bench", "--rerender",
                            "--out", str(bench["out"])], capture_output=True, text=True,
@@ -82,6 +85,7 @@ def test_the_markdown_can_be_rendered_again_from_the_json(bench: dict[str, Any])
 
 
 @pytest.mark.integration
+@pytest.mark.deployment  # runs the bench's phases: a minute and more
 def test_the_bench_database_is_dropped(bench: dict[str, Any]) -> None:
     with psycopg.connect(database_uri("postgres"), autocommit=True) as conn:
         found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",

@@ -24,7 +24,7 @@ import requests
 
 from hubspot_ledger.config import PROJECT_ROOT
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
+pytestmark = [pytest.mark.e2e, pytest.mark.deployment, pytest.mark.timeout(1200)]
 STARTUP_DEADLINE = 900.0  # four Airflow components on a shared 2-core machine
 
 

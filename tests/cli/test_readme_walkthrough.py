@@ -33,7 +33,7 @@ from hubspot_ledger_tools.sandbox.testing import SandboxServer
 
 from .conftest import hubspot_connection
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.e2e, pytest.mark.deployment, pytest.mark.timeout(900)]
 HEADING = "### 3. Through the CLI"
 KEY_SAID = "a new Fernet key, which encrypts the HubSpot tokens, is kept in"
 

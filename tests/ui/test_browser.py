@@ -27,7 +27,7 @@ from hubspot_ledger.hooks.ledger import LedgerHook
 
 from .conftest import ARTIFACTS
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.e2e, pytest.mark.deployment, pytest.mark.timeout(600)]
 
 RUN_DEADLINE = 240.0  # seconds for the queued run to finish on a loaded 2-CPU machine
 BAD_DEAL = "Broken quantity deal"
