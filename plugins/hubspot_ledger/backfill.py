@@ -102,6 +102,9 @@ def _check_dag(dag_id: str, begin: dt.datetime, end: dt.datetime, *, unpause: bo
                            "new integration's DAG at its next parse of the dags folder (or run "
                            "`airflow dags reserialize`); try again then")
         timetable = serialized.dag.timetable
+        # Scheduled on its cron and on its HubSpot changes asset (dag_factory): the cron's
+        # timetable makes the backfill's windows.
+        timetable = getattr(timetable, "timetable", timetable)
         if not isinstance(timetable, SyncTimetable):
             raise BackfillRefused(
                 f"DAG {dag_id} has no schedule Airflow can backfill by month (the integration is "

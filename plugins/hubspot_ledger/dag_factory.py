@@ -28,13 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
-from airflow.sdk import DAG, Param, chain, get_parsing_context
+from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, Param, chain, get_parsing_context
 
 from hubspot_ledger import ledger_pool
 from hubspot_ledger.config import state_dir
 from hubspot_ledger.load.records import IntegrationSummary
 from hubspot_ledger.sync import tasks
 from hubspot_ledger.timetable import SyncTimetable
+from hubspot_ledger.webhooks.asset import ASSET_GROUP, asset_name, asset_uri
 
 log = logging.getLogger(__name__)
 
@@ -151,15 +152,29 @@ def load_integrations(fetch: Fetch = _fetch_from_ledger, cache: Path | None = No
     return integrations
 
 
-def _timetable(schedule: str) -> Any:
+def changes_asset(integration_id: int) -> Asset:
+    """The asset of the integration's HubSpot changes: HubSpot's webhooks record events of it
+    (api/routes_webhooks), and the DAG runs on it (webhooks/asset.py)."""
+    return Asset(name=asset_name(integration_id), uri=asset_uri(integration_id),
+                 group=ASSET_GROUP)
+
+
+def _timetable(schedule: str, integration_id: int) -> Any:
     """The integration's cron for scheduled runs, with real data intervals, and calendar-month
     windows for backfills (hubspot_ledger.timetable says why): each backfill run reads the
-    records HubSpot last modified inside its window (see sync.tasks.backfill_window). Anything
-    that is not a cron expression or preset is given to Airflow as it is."""
+    records HubSpot last modified inside its window (see sync.tasks.backfill_window). And, beside
+    the cron, the integration's changes asset: a HubSpot webhook event of its portal starts a
+    run at once (issue 14; Airflow's AssetOrTimeSchedule keeps the cron's runs and data
+    intervals, and backfills follow the cron timetable's windows). Anything that is not a cron
+    expression or preset is given to Airflow as it is."""
     try:
-        return SyncTimetable(schedule, timezone="UTC")
+        cron = SyncTimetable(schedule, timezone="UTC")
     except Exception:  # noqa: BLE001 - Airflow reports a bad schedule better than we can
         return schedule
+    # A plugin's timetable is Airflow's core kind, which AssetOrTimeSchedule serializes and
+    # reads back like any other (the SDK's annotation names its own timetables only).
+    return AssetOrTimeSchedule(timetable=cron,  # type: ignore[arg-type]
+                               assets=changes_asset(integration_id))
 
 
 # What an operator reads on the DAG's page. Static: anything that changes with the integration's
@@ -215,7 +230,7 @@ def build_dag(integration: IntegrationSummary) -> DAG:
         dag_id=dag_id_for(integration),
         dag_display_name=_display_name(integration),
         description="HubSpot → ledger sync of one integration",
-        schedule=_timetable(integration.schedule),
+        schedule=_timetable(integration.schedule, integration.id),
         start_date=START_DATE,
         catchup=False,
         max_active_runs=1,

@@ -60,13 +60,13 @@ def test_cli_sets_the_schedule_and_the_dag_follows_it_at_the_next_parse(
     assert _schedule(integration_id) == "30 2 * * *"
     (dag,) = [d for d in DagBag(dag_folder=str(PROJECT_ROOT / "dags")).dags.values()
               if d.dag_id.endswith(f"_{integration_id}")]
-    assert dag.timetable.summary == "30 2 * * *"
+    assert dag.timetable.timetable.summary == "30 2 * * *"
 
     assert main(["integration", "set", "--integration", str(integration_id), "--schedule",
                  "@daily"]) == 0
     (dag,) = [d for d in DagBag(dag_folder=str(PROJECT_ROOT / "dags")).dags.values()
               if d.dag_id.endswith(f"_{integration_id}")]
-    assert dag.timetable.summary == "0 0 * * *"
+    assert dag.timetable.timetable.summary == "0 0 * * *"
 
 
 @pytest.mark.integration

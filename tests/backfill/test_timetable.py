@@ -13,6 +13,7 @@ import pendulum
 import pytest
 from airflow.models.backfill import _get_info_list
 from airflow.serialization.serialized_objects import DagSerialization
+from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.base import TimeRestriction
 from airflow.timetables.interval import CronDataIntervalTimetable
 
@@ -36,7 +37,8 @@ def _serialized_dag(schedule: str = "@hourly") -> object:
 def test_three_years_of_backfill_are_at_most_60_runs_whatever_the_schedule(
         schedule: str) -> None:
     serialized = _serialized_dag(schedule)
-    assert isinstance(serialized.timetable, SyncTimetable)  # type: ignore[attr-defined]
+    # Scheduled on its cron and its changes asset (issue 14): the cron's timetable is ours.
+    assert isinstance(serialized.timetable.timetable, SyncTimetable)  # type: ignore[attr-defined]
     now = dt.datetime.now(UTC)
     start = now - dt.timedelta(days=3 * 365)
     infos = _get_info_list(from_date=pendulum.instance(start), to_date=pendulum.instance(now),
@@ -71,7 +73,11 @@ def test_scheduled_runs_follow_the_cron() -> None:
 
 
 def test_the_timetable_round_trips_through_airflow_serialization() -> None:
-    timetable = _serialized_dag("30 2 * * *").timetable  # type: ignore[attr-defined]
+    outer = _serialized_dag("30 2 * * *").timetable  # type: ignore[attr-defined]
+    assert type(outer) is AssetOrTimeSchedule
+    assert outer.summary == "Asset or 30 2 * * *"
+    assert outer.asset_condition.name == "hubspot_changes__integration_7"
+    timetable = outer.timetable
     assert timetable == SyncTimetable("30 2 * * *")
     assert timetable.summary == "30 2 * * *"
     assert timetable.description.endswith("backfills run one month per run")

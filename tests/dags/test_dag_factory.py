@@ -114,8 +114,14 @@ def test_a_very_long_organization_name_still_builds_its_dag() -> None:
 @pytest.mark.parametrize("status", ["connected", "disconnected", "error"])
 def test_issue_15_every_integration_keeps_its_schedule_whatever_its_status(status: str) -> None:
     timetable = dag_factory.build_dag(summary(1, status=status)).timetable
-    # Hourly, with real data intervals; backfills by calendar month (hubspot_ledger.timetable).
-    assert (type(timetable).__name__, timetable.summary) == ("SyncTimetable", "0 * * * *")
+    # Hourly, with real data intervals; backfills by calendar month (hubspot_ledger.timetable);
+    # and, beside the cron, on the integration's HubSpot changes asset (issue 14, webhooks).
+    assert type(timetable).__name__ == "AssetOrTimeSchedule"
+    cron = timetable.timetable  # type: ignore[attr-defined]
+    assert (type(cron).__name__, cron.summary) == ("SyncTimetable", "0 * * * *")
+    asset = timetable.asset_condition
+    assert (asset.name, asset.uri) == (  # type: ignore[union-attr]
+        "hubspot_changes__integration_1", "hubspot://integration/1/changes")
 
 
 @pytest.mark.unit
@@ -245,7 +251,7 @@ def test_issue_15_status_settings_and_cutoff_changes_are_no_new_dag_version(
                    [integration_id])
     rescheduled = only_dag(parse())
     assert dag_hash(rescheduled) != dag_hash(before)
-    assert rescheduled.timetable.summary == "0 0 * * *"
+    assert rescheduled.timetable.timetable.summary == "0 0 * * *"
 
 
 @pytest.mark.integration
@@ -273,7 +279,7 @@ def test_issue_15_an_integration_in_error_keeps_its_schedule_and_its_run_fails_a
                                         "HubSpot access was revoked or has expired: "
                                         "reconnect HubSpot")
     dag = only_dag(parse())
-    assert dag.timetable.summary == "0 * * * *"
+    assert dag.timetable.timetable.summary == "0 * * * *"
 
     logical_date = dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC)
     run = dag.test(run_after=logical_date, logical_date=logical_date)
@@ -291,7 +297,7 @@ def test_issue_15_an_integration_in_error_keeps_its_schedule_and_its_run_fails_a
     with create_session() as session:
         model = DagModel.get_current(dag.dag_id, session=session)
         assert model is not None and model.next_dagrun is not None
-        assert model.timetable_summary == "0 * * * *"
+        assert model.timetable_summary == "Asset or 0 * * * *"
 
 
 @pytest.mark.unit

@@ -8,7 +8,8 @@ An exception nothing else answers is a 500 in the same shape, never Starlette's 
 
 The app's OpenAPI description is served at `/openapi.json` to authenticated Airflow users only;
 FastAPI's unauthenticated `/docs` and `/redoc` pages are off (every route under the prefix
-needs a user, but the OAuth callback).
+needs a user, but the OAuth callback and HubSpot's webhook target, each guarded by what HubSpot
+signs: the OAuth state, the webhook's v3 signature).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from fastapi import Depends, FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from hubspot_ledger.api import routes_connect, routes_integrations
+from hubspot_ledger.api import routes_connect, routes_integrations, routes_webhooks
 from hubspot_ledger.api.auth import any_user
 from hubspot_ledger.errors import UserFacingError
 from hubspot_ledger.hooks.hubspot import HubSpotError
@@ -75,8 +76,9 @@ def create_app() -> FastAPI:
         description="Connect an organization's HubSpot portal, edit its settings, read its "
                     "errors log and queue a sync. Authenticate with an Airflow JWT "
                     "(POST /auth/token) in the Authorization header; the OAuth callback is "
-                    "protected by its signed state. An organization's integrations are "
-                    "visible to its members and to Airflow admins only.",
+                    "protected by its signed state, HubSpot's webhook calls by their v3 "
+                    "signature. An organization's integrations are visible to its members and "
+                    "to Airflow admins only.",
         version="1",
         openapi_url=None, docs_url=None, redoc_url=None,
     )
@@ -86,6 +88,7 @@ def create_app() -> FastAPI:
         return app.openapi()
 
     app.include_router(routes_connect.router)
+    app.include_router(routes_webhooks.router)
     app.include_router(routes_integrations.router)
     app.add_exception_handler(UserFacingError, _user_facing)
     for problem in (LedgerUnavailableError, LedgerSchemaError, HubSpotError,

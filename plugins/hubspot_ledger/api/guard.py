@@ -2,7 +2,9 @@
 a bounded body, a JSON answer whatever happens, and no OAuth secret in the access log.
 
 - **Body limit.** Every route takes at most `MAX_BODY_BYTES` (64 KiB; the largest real body,
-  a settings update, is a few hundred bytes). A declared `Content-Length` above it is refused
+  a settings update, is a few hundred bytes), but HubSpot's webhook target, which takes
+  `WEBHOOK_MAX_BODY_BYTES` (1 MiB: HubSpot batches up to 100 events, and a property change
+  carries the property's new value). A declared `Content-Length` above it is refused
   with 413 before a byte of the body is read; a body without one (chunked) is read chunk by
   chunk and refused as soon as it passes the limit, so no more than the limit is ever held.
   The whole body must arrive within `BODY_TIMEOUT_SECONDS` (else 408), so a client dripping
@@ -34,6 +36,8 @@ from hubspot_ledger.load.errors import first_line
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
+WEBHOOK_MAX_BODY_BYTES = 1024 * 1024
+WEBHOOK_PATH_END = "/webhooks"
 BODY_TIMEOUT_SECONDS = 30.0
 SECRET_QUERY_PARAMETERS = frozenset({"code", "state"})
 REDACTED = "***"
@@ -76,13 +80,19 @@ class RequestGuard:
     """The ASGI wrapper of the integration app (see the module docstring)."""
 
     def __init__(self, app: ASGIApp, *, max_body: int = MAX_BODY_BYTES,
+                 webhook_max_body: int = WEBHOOK_MAX_BODY_BYTES,
                  body_timeout: float = BODY_TIMEOUT_SECONDS) -> None:
         self.app = app
         self.max_body = max_body
+        self.webhook_max_body = webhook_max_body
         self.body_timeout = body_timeout
 
-    def _too_large(self) -> _Refused:
-        return _Refused(413, f"The request body is larger than {self.max_body // 1024} KiB; "
+    def _limit(self, scope: Scope) -> int:
+        path = str(scope.get("path", "")).rstrip("/")
+        return self.webhook_max_body if path.endswith(WEBHOOK_PATH_END) else self.max_body
+
+    def _too_large(self, limit: int) -> _Refused:
+        return _Refused(413, f"The request body is larger than {limit // 1024} KiB; "
                              "nothing was read or changed")
 
     def _declared_length(self, scope: Scope) -> int | None:
@@ -99,9 +109,10 @@ class RequestGuard:
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
         """The whole body, at most `max_body` bytes; None when the client went away."""
+        limit = self._limit(scope)
         declared = self._declared_length(scope)
-        if declared is not None and declared > self.max_body:
-            raise self._too_large()
+        if declared is not None and declared > limit:
+            raise self._too_large(limit)
         chunks: list[bytes] = []
         size = 0
         try:
@@ -112,8 +123,8 @@ class RequestGuard:
                         return None
                     chunk = message.get("body", b"")
                     size += len(chunk)
-                    if size > self.max_body:
-                        raise self._too_large()
+                    if size > limit:
+                        raise self._too_large(limit)
                     chunks.append(chunk)
                     if not message.get("more_body", False):
                         return b"".join(chunks)

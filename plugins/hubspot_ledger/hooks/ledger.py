@@ -9,10 +9,10 @@ the end of a `with LedgerHook() as ledger:` block). It runs in autocommit: a cal
 more than one statement commits them together in its own transaction block, and nothing is left
 in an open transaction between calls. The repositories of each concern (`hubspot_ledger.store`)
 work on it: `ledger.integrations`, `ledger.tokens`, `ledger.settings`, `ledger.runs`,
-`ledger.locks`, `ledger.members`, `ledger.errors`, `ledger.overview`. A few things take a
-connection of their own, on purpose, each saying why: the write lock (`writer`), a run's
-liveness lock, the parse-time list of integrations, the rate limiter, `migrate` creating the
-database.
+`ledger.locks`, `ledger.members`, `ledger.errors`, `ledger.overview`, `ledger.webhooks`. A few
+things take a connection of their own, on purpose, each saying why: the write lock (`writer`),
+a run's liveness lock, the parse-time list of integrations, the rate limiter, `migrate`
+creating the database.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from hubspot_ledger.store.overview import Overview
 from hubspot_ledger.store.runs import Runs
 from hubspot_ledger.store.settings import Settings
 from hubspot_ledger.store.tokens import Tokens
+from hubspot_ledger.store.webhooks import Webhooks
 
 _MAINTENANCE_DB = "postgres"
 
@@ -69,6 +70,7 @@ class LedgerHook(PostgresHook):
         self.members = Members(self)
         self.errors = ErrorsLog(self)
         self.overview = Overview(self)
+        self.webhooks = Webhooks(self)
 
     # --- connections ----------------------------------------------------------------------
 

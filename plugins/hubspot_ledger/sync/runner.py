@@ -27,6 +27,8 @@ from hubspot_ledger.load.records import (
     RemoteType,
 )
 from hubspot_ledger.mapping import MappingContext
+from hubspot_ledger.store.webhooks import READ_KEY as WEBHOOK_READ
+from hubspot_ledger.store.webhooks import named_deals
 from hubspot_ledger.sync import steps
 from hubspot_ledger.tokens import IntegrationTokens
 
@@ -134,9 +136,12 @@ def run_step(step: str, integration_id: int, dag_run_id: str, *, full_refresh: b
         limiter = ledger.rate_limiter(str(integration.remote_id))
         hook = HubSpotHook(token_source=IntegrationTokens(integration_id, ledger=ledger),
                            limiter=limiter)
+        named: frozenset[str] = frozenset()
         if STEP_TYPE[step] is RemoteType.DEAL:
             mapping = dataclasses.replace(mapping, won_stages=_won_stages(
                 ledger, run_id, hook, settings.won_stages))
+            if window is None:
+                named = named_deals(ledger.runs.read(run_id, WEBHOOK_READ))
         log.info("%s: integration %s (%s), portal %s, cutoff %s; taking its write lock",
                  step, integration.id, integration.organization_name, integration.remote_id,
                  integration.cutoff_date)
@@ -145,7 +150,7 @@ def run_step(step: str, integration_id: int, dag_run_id: str, *, full_refresh: b
                 counts = STEPS[step](steps.StepContext(
                     integration=integration, settings=settings, mapping=mapping, hook=hook,
                     writer=writer, run_id=run_id, window=reads, connect=ledger.new_connection,
-                    retry_open=window is None))
+                    retry_open=window is None, named_deals=named))
         finally:
             limiter.close()
         log.info("%s: %s HubSpot requests, %.1fs waited for the portal's rate budget", step,

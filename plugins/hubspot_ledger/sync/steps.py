@@ -77,6 +77,9 @@ class StepContext:
     # would log every open problem of the windows before it again, issue 15; the next
     # scheduled run retries them).
     retry_open: bool = True
+    # Deals HubSpot's webhooks named since the last run took them (issue 14): read by id too,
+    # so a deal changed seconds ago lands even while HubSpot's search index lags behind.
+    named_deals: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -243,7 +246,8 @@ def sync_companies(ctx: StepContext) -> dict[str, int]:
     staged = 0
     tally = Tally("companies")
     # Read here, not in the read-ahead thread: the writer's connection is this thread's.
-    retry = set(_open(ctx, RemoteType.DEAL)) | _owners_of_deleted_lines(ctx, RemoteType.DEAL)
+    retry = (set(_open(ctx, RemoteType.DEAL)) | _owners_of_deleted_lines(ctx, RemoteType.DEAL)
+             | ctx.named_deals)
     lost: set[str] = set()
     deals = prefetch(reads.rebatch(_deals_to_sync(ctx, seen, retry, lost), DOCUMENT_BATCH))
     for found in prefetch(ahead.read_ahead(ctx.hook, deals)):

@@ -91,7 +91,9 @@ def choose_invoice_branch(integration_id: int, **context: Any) -> list[str]:
 
     ledger = LedgerHook()
     on = ledger.settings.get(integration_id).sync_invoices
-    ledger.runs.set_invoices(ledger.runs.start(integration_id, _dag_run_id(context)), on)
+    run_id = ledger.runs.start(integration_id, _dag_run_id(context))
+    ledger.runs.set_invoices(run_id, on)
+    _take_webhook_events(ledger, integration_id, run_id, context)
     _settle_interrupted_runs(integration_id, context)
     if not on:
         ledger.runs.drop_coverage(integration_id, RemoteType.INVOICE.value)
@@ -133,6 +135,27 @@ def report(integration_id: int, **context: Any) -> None:
 
         raise AirflowFailException("The sync did not complete: see the failed task's log and "
                                    "the errors log (hubspot-ledger errors)")
+
+
+def _take_webhook_events(ledger: Any, integration_id: int, run_id: int,
+                         context: dict[str, Any]) -> None:
+    """Issue 14: this run reads what HubSpot changed, after this task: it takes every webhook
+    event received so far (store.webhooks.take), whichever way the run started (its asset, its
+    cron, a trigger). An event arriving from now on asks Airflow for another run, which waits
+    for this one (max_active_runs=1): nothing this run may miss waits for the schedule. A
+    backfill window reads its window only, so it takes nothing. Never fails the task: events
+    left pending are taken by the next run."""
+    dag_run = context.get("dag_run")
+    if "backfill" in str(getattr(dag_run, "run_type", "") or "").lower():
+        return
+    try:
+        taken = ledger.webhooks.take(integration_id, run_id, _dag_run_id(context))
+    except Exception:  # noqa: BLE001 - the sync matters more than the trigger's bookkeeping
+        log.warning("Could not take the pending webhook events; the next run will",
+                    exc_info=True)
+        return
+    if taken is not None:
+        log.info("HubSpot webhook events taken by this run: %s", taken.describe())
 
 
 def _settle_interrupted_runs(integration_id: int, context: dict[str, Any]) -> None:
