@@ -61,7 +61,7 @@ class Webhooks(Repository):
         with self._session() as conn:
             row = conn.execute(
                 "INSERT INTO ledger.webhook_signals AS s (integration_id, pending_events, "
-                "first_pending_at, last_event_at, pending_deals, signalled_at, signal_id, "
+                "first_pending_at, last_event_at, pending_deals, signalled_at, signal_token, "
                 "events_received) VALUES (%(id)s, %(n)s, now(), now(), %(deals)s, now(), "
                 "%(token)s, %(n)s) "
                 "ON CONFLICT (integration_id) DO UPDATE SET "
@@ -71,22 +71,22 @@ class Webhooks(Repository):
                 "pending_deals = (SELECT coalesce(array_agg(d ORDER BY d), '{}') FROM ("
                 "  SELECT DISTINCT d FROM unnest(s.pending_deals || excluded.pending_deals) d "
                 "  ORDER BY d LIMIT %(max)s) kept), "
-                "signal_id = CASE WHEN s.signalled_at IS NULL OR s.signalled_at < now() - "
-                "  %(rearm)s THEN excluded.signal_id ELSE s.signal_id END, "
+                "signal_token = CASE WHEN s.signalled_at IS NULL OR s.signalled_at < now() - "
+                "  %(rearm)s THEN excluded.signal_token ELSE s.signal_token END, "
                 "signalled_at = CASE WHEN s.signalled_at IS NULL OR s.signalled_at < now() - "
                 "  %(rearm)s THEN now() ELSE s.signalled_at END, "
                 "events_received = s.events_received + excluded.events_received "
-                "RETURNING signal_id = %(token)s",
+                "RETURNING signal_token = %(token)s",
                 {"id": integration_id, "n": events, "deals": wanted, "token": token,
                  "max": MAX_PENDING_DEALS, "rearm": rearm}).fetchone()
         return token if row and row[0] else None
 
-    def unsignal(self, integration_id: int, signal_id: str) -> None:
+    def unsignal(self, integration_id: int, signal_token: str) -> None:
         """Asking Airflow failed: the next event asks again (the events stay pending)."""
         with self._session() as conn:
             conn.execute("UPDATE ledger.webhook_signals SET signalled_at = NULL, "
-                         "signal_id = NULL WHERE integration_id = %s AND signal_id = %s",
-                         [integration_id, signal_id])
+                         "signal_token = NULL WHERE integration_id = %s AND signal_token = %s",
+                         [integration_id, signal_token])
 
     def take(self, integration_id: int, run_id: int, dag_run_id: str) -> Taken | None:
         """The run (`run_id`, its DAG run `dag_run_id`) takes every pending event: they are
@@ -102,7 +102,7 @@ class Webhooks(Repository):
                 return None
             conn.execute(
                 "UPDATE ledger.webhook_signals SET pending_events = 0, first_pending_at = NULL,"
-                " pending_deals = '{}', signalled_at = NULL, signal_id = NULL, "
+                " pending_deals = '{}', signalled_at = NULL, signal_token = NULL, "
                 "taken_at = now(), taken_by = %s WHERE integration_id = %s",
                 [dag_run_id, integration_id])
             if not row[0]:

@@ -1,7 +1,9 @@
 """The admin API under `/_sandbox/`: unauthenticated, for tests and operators on this machine.
 
 Request log, fault rules, reset, portals, record changes, token tricks and run-time config.
-Admin calls are neither logged, rate limited nor subject to faults.
+Admin calls are neither logged, rate limited nor subject to faults. Record changes send
+HubSpot's webhooks when a target URL is configured (webhooks.py; `GET /webhooks` shows what was
+sent and how it was answered).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from hubspot_ledger_tools.sandbox.api_crm import sandbox_of
 from hubspot_ledger_tools.sandbox.config import PortalSettings, parse_scale
 from hubspot_ledger_tools.sandbox.schema import ObjectType, resolve
 from hubspot_ledger_tools.sandbox.state import Portal, Sandbox
+from hubspot_ledger_tools.sandbox.webhooks import Change
 
 router = APIRouter(prefix="/_sandbox")
 
@@ -245,13 +248,41 @@ async def upsert(request: Request, portal_text: str, type_name: str) -> Response
         raw_id = body.get("id")
         try:
             record_id = int(str(raw_id)) if raw_id not in (None, "") else None
-            existed = record_id is not None and record_id in portal.data.table(otype).records
+            table = portal.data.table(otype)
+            current = table.records.get(record_id) if record_id is not None else None
+            existed = current is not None
+            before = dict(current.props) if current is not None else None
             record = mutations.upsert(portal.data, otype, record_id,
                                       body.get("properties") or {}, body.get("associations"))
         except (ValueError, TypeError) as exc:
             return _error(400, str(exc))
         answer = mutations.describe(portal.data, portal.data.table(otype), record)
+        sb.webhooks.record(portal.id, _upsert_changes(otype, record.id, before, record.props,
+                                                       body.get("associations") or {}))
     return JSONResponse(answer, status_code=200 if existed else 201)
+
+
+def _upsert_changes(otype: ObjectType, record_id: int, before: dict[str, Any] | None,
+                    after: dict[str, Any], associations: dict[str, Any]) -> list[Change]:
+    """What HubSpot's webhooks tell of an upsert: a creation, or each property whose value
+    changed (calculated ones too); and the associations it set."""
+    if before is None:
+        changes = [Change(otype, record_id, "creation")]
+    else:
+        changed = {name: after.get(name) for name in sorted({*before, *after})
+                   if before.get(name) != after.get(name)}
+        changes = [Change(otype, record_id, "propertyChange", changed)] if changed else []
+    linked: list[tuple[str, int]] = []
+    for to_name, entries in associations.items():
+        to_type = resolve(to_name)
+        if to_type is None:
+            continue
+        for entry in entries:
+            spec = entry if isinstance(entry, dict) else {"id": entry}
+            linked.append((to_type.singular, int(str(spec.get("id")))))
+    if linked:
+        changes.append(Change(otype, record_id, "associationChange", associated=tuple(linked)))
+    return changes
 
 
 @router.get("/portals/{portal_text}/objects/{type_name}/{record_id}")
@@ -284,6 +315,8 @@ async def archive(request: Request, portal_text: str, type_name: str,
         record = mutations.archive(portal.data, otype, record_id, archived)
         if record is None:
             return _error(404, f"no {otype.singular} {record_id}")
+        sb.webhooks.record(portal.id, [Change(otype, record_id,
+                                              "deletion" if archived else "restore")])
         return JSONResponse(mutations.describe(portal.data, portal.data.table(otype), record))
 
 
@@ -298,6 +331,23 @@ async def delete(request: Request, portal_text: str, type_name: str,
         portal, otype = target
         if not mutations.delete(portal.data, otype, record_id):
             return _error(404, f"no {otype.singular} {record_id}")
+        sb.webhooks.record(portal.id, [Change(otype, record_id, "deletion")])
+    return Response(status_code=204)
+
+
+@router.get("/webhooks")
+async def get_webhooks(request: Request) -> dict[str, Any]:
+    """The webhook target, subscriptions, and the calls sent (newest last) with their
+    answers (`status`, or `error` for a connection failure or time-out)."""
+    sb = sandbox_of(request)
+    config = sb.config
+    return {"url": config.webhook_url, "subscriptions": config.webhook_subscriptions,
+            "app_id": config.app_id, "deliveries": list(sb.webhooks.deliveries)}
+
+
+@router.delete("/webhooks")
+async def clear_webhooks(request: Request) -> Response:
+    sandbox_of(request).webhooks.clear()
     return Response(status_code=204)
 
 

@@ -62,6 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--latency-seed", type=int, default=None,
         help="seed of the response times (default: --seed)")
     add("--log-level", default="warning", help="uvicorn log level (default warning)")
+    add("--webhook-url", default=defaults.webhook_url,
+        help="where the app's webhooks go: HubSpot's calls for every change made through the "
+             "admin API, signed with the client secret (default: none sent)")
     add("--beyond", action="store_true",
         help="issue 14's data: renewals-pipeline deals, billing start dates on recurring lines")
 
@@ -76,7 +79,8 @@ def config_from(args: argparse.Namespace) -> SandboxConfig:
         access_token_ttl=args.access_token_ttl, code_ttl=args.code_ttl,
         rate_limit=args.rate_limit, rate_window=args.rate_window, search_rate=args.search_rate,
         search_lag=args.search_lag, search_cap=args.search_cap, consent=args.consent,
-        latency=args.latency, latency_seed=args.latency_seed, beyond=args.beyond)
+        latency=args.latency, latency_seed=args.latency_seed, beyond=args.beyond,
+        webhook_url=args.webhook_url)
 
 
 def run(args: argparse.Namespace) -> None:

@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from hubspot_ledger_tools.sandbox.webhooks import DEFAULT_SUBSCRIPTIONS, check_subscription
+
 DEFAULT_SCOPES = ("oauth", "crm.objects.deals.read", "crm.objects.companies.read",
                   "crm.objects.line_items.read", "crm.objects.products.read",
                   "crm.objects.invoices.read")
@@ -104,6 +106,14 @@ class SandboxConfig:
     # renewals pipeline with its own won stage; issue 14's won-stages setting).
     pipelines: str = "default"
     beyond: bool = False  # generate issue 14's data (PortalSettings.beyond); startup only
+    # HubSpot's webhooks (webhooks.py): where the app's target URL is ("": none, nothing is
+    # sent), what it is subscribed to, and how calls are batched and resent.
+    webhook_url: str = ""
+    webhook_subscriptions: list[str] = field(
+        default_factory=lambda: list(DEFAULT_SUBSCRIPTIONS))
+    webhook_batch_size: int = 100  # events per call (HubSpot's)
+    webhook_batch_delay: float = 0.2  # seconds an event waits for others to share its call
+    webhook_retries: int = 2  # resends of a failed call (HubSpot: 10, over hours)
 
     def effective_latency_seed(self) -> int:
         return self.seed if self.latency_seed is None else self.latency_seed
@@ -112,7 +122,8 @@ class SandboxConfig:
         "access_token_ttl", "code_ttl", "rate_limit", "rate_window", "search_rate",
         "search_lag", "search_cap", "association_page_size", "consent", "redirect_uris",
         "scopes", "optional_scopes", "request_log_size", "latency", "latency_seed",
-        "pipelines"})
+        "pipelines", "webhook_url", "webhook_subscriptions", "webhook_batch_size",
+        "webhook_batch_delay", "webhook_retries"})
 
     def portal_settings(self) -> PortalSettings:
         return PortalSettings(portal_id=self.portal_id, seed=self.seed, scale=self.scale,
@@ -135,7 +146,9 @@ class SandboxConfig:
         for key, value in changes.items():
             current = getattr(self, key)
             try:
-                if key == "latency":
+                if key == "webhook_url":
+                    typed[key] = "" if value is None else str(value).strip()
+                elif key == "latency":
                     typed[key] = value if isinstance(value, bool) else \
                         str(value).strip().lower() in ("1", "true", "on", "yes")
                 elif key == "latency_seed":
@@ -155,4 +168,14 @@ class SandboxConfig:
             raise ValueError("consent must be approve or deny")
         if typed.get("pipelines", "default") not in PIPELINE_SETS:
             raise ValueError(f"pipelines must be {' or '.join(PIPELINE_SETS)}")
+        url = typed.get("webhook_url", "")
+        if url and not url.startswith(("http://", "https://")):
+            raise ValueError(f"webhook_url must be an http(s) URL or empty, not {url!r}")
+        if "webhook_subscriptions" in typed:
+            typed["webhook_subscriptions"] = [check_subscription(t)
+                                              for t in typed["webhook_subscriptions"]]
+        if typed.get("webhook_batch_size", 1) < 1 or typed.get("webhook_retries", 0) < 0 \
+                or typed.get("webhook_batch_delay", 0.0) < 0:
+            raise ValueError("webhook_batch_size must be 1 or more, webhook_retries and "
+                             "webhook_batch_delay 0 or more")
         return dataclasses.replace(self, **typed)

@@ -18,6 +18,7 @@ from hubspot_ledger_tools.sandbox.records import PortalData, Table
 from hubspot_ledger_tools.sandbox.requestlog import RequestLog
 from hubspot_ledger_tools.sandbox.search import SearchRequest, matching_ids
 from hubspot_ledger_tools.sandbox.timefmt import now_ms
+from hubspot_ledger_tools.sandbox.webhooks import WebhookSender
 
 SEARCH_CACHE_SIZE = 64
 
@@ -59,7 +60,13 @@ class Sandbox:
         self.log = RequestLog(config.request_log_size)
         self.latency = LatencyModel(config.effective_latency_seed())
         self._search_cache: OrderedDict[tuple[Any, ...], list[int]] = OrderedDict()
+        self.webhooks = WebhookSender(self._webhook_settings)
         self.reset()
+
+    def _webhook_settings(self) -> tuple[str, str, int, list[str], int, float, int]:
+        c = self.config
+        return (c.webhook_url, c.client_secret, c.app_id, list(c.webhook_subscriptions),
+                c.webhook_batch_size, c.webhook_batch_delay, c.webhook_retries)
 
     def reset(self, seed: int | None = None, scale: str | int | None = None) -> None:
         """Back to the startup config with one regenerated portal (this time with another
@@ -81,6 +88,7 @@ class Sandbox:
             self.log = RequestLog(config.request_log_size)
             self.latency = LatencyModel(config.effective_latency_seed())
             self._search_cache.clear()
+            self.webhooks.clear()
 
     @property
     def default_portal_id(self) -> int:

@@ -109,6 +109,25 @@ class SandboxAdmin:
         self._info = self._call("POST", "/reset", json=body)
         return self._info
 
+    # -- webhooks -----------------------------------------------------------------------------
+
+    def subscribe(self, url: str, subscriptions: Sequence[str] | None = None,
+                  **settings: Any) -> dict[str, Any]:
+        """Send the app's webhooks to `url` (its target URL); `subscriptions` replace the
+        default ones; `settings`: webhook_batch_size, webhook_batch_delay, webhook_retries."""
+        changes: dict[str, Any] = {"webhook_url": url, **settings}
+        if subscriptions is not None:
+            changes["webhook_subscriptions"] = list(subscriptions)
+        return self.update_config(**changes)
+
+    def webhooks(self) -> dict[str, Any]:
+        """The target URL, subscriptions, and the calls sent with their answers."""
+        result: dict[str, Any] = self._call("GET", "/webhooks")
+        return result
+
+    def webhook_deliveries(self) -> list[dict[str, Any]]:
+        return list(self.webhooks()["deliveries"])
+
     # -- request log ------------------------------------------------------------------------
 
     def requests(self, since: int = 0, endpoint: str | None = None,
@@ -368,6 +387,8 @@ class SandboxServer(SandboxAdmin):
             command += ["--redirect-uri", uri]
         if s.beyond:
             command.append("--beyond")
+        if s.webhook_url:
+            command += ["--webhook-url", s.webhook_url]
         return command
 
     def _start_process(self) -> None:
@@ -414,6 +435,7 @@ class SandboxServer(SandboxAdmin):
             self._server.should_exit = True
             self._thread.join(timeout=10)
             self._server = self._thread = None
+            self.sandbox.webhooks.stop()
         if self._process is not None:
             self._process.terminate()
             try:

@@ -15,12 +15,12 @@ CREATE TABLE ledger.webhook_signals (
     pending_deals     text[] NOT NULL DEFAULT '{}',
     -- the asset event that asked Airflow for a run of the pending events (NULL: none yet)
     signalled_at      timestamptz,
-    signal_id         text,
+    signal_token      text,
     events_received   bigint NOT NULL DEFAULT 0 CHECK (events_received >= 0),
     taken_at          timestamptz,
     taken_by          text,
     CONSTRAINT webhook_signals_pending CHECK ((pending_events = 0) = (first_pending_at IS NULL)),
-    CONSTRAINT webhook_signals_signal CHECK ((signalled_at IS NULL) = (signal_id IS NULL))
+    CONSTRAINT webhook_signals_signal CHECK ((signalled_at IS NULL) = (signal_token IS NULL))
 );
 
 -- Each webhook call looks up the integrations of the portal it names.
