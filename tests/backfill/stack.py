@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +54,7 @@ class Stack:
 
 
 def stack_env(home: Path, ledger_uri: str, sandbox: SandboxServer, port: int,
-              metadata_uri: str) -> dict[str, str]:
+              metadata_uri: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = api_env(home, ledger_uri, sandbox, os.environ[KEYS_ENV])
     env.update({
         # PostgreSQL, not SQLite: the scheduler and the backfill's creation write at once.
@@ -70,6 +70,7 @@ def stack_env(home: Path, ledger_uri: str, sandbox: SandboxServer, port: int,
         "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
         "AIRFLOW__WORKERS__EXECUTION_API_RETRIES": "10",
         "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+        **(extra or {}),
     })
     return env
 
@@ -91,9 +92,12 @@ def metadata_database() -> Iterator[str]:
 
 @contextmanager
 def airflow_stack(home: Path, ledger_uri: str, sandbox: SandboxServer,
-                  metadata_uri: str) -> Iterator[Stack]:
+                  metadata_uri: str, extra_env: Mapping[str, str] | None = None
+                  ) -> Iterator[Stack]:
+    """`extra_env` overrides the stack's settings (e.g. a scheduler that does schedule)."""
     port = free_port()
-    stack = Stack(home=home, env=stack_env(home, ledger_uri, sandbox, port, metadata_uri))
+    stack = Stack(home=home, env=stack_env(home, ledger_uri, sandbox, port, metadata_uri,
+                                           extra_env))
     migrated = stack.airflow("db", "migrate")
     assert migrated.returncode == 0, migrated.stderr[-3000:]
     (home / ".migrated").write_text("ok\n")  # what prepare_airflow_home() looks for

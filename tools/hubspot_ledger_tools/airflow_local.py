@@ -208,7 +208,9 @@ def main(argv: list[str] | None = None) -> int:
                 _bin("hubspot-ledger"), "sandbox", "--port", str(port), "--seed", "1",
                 "--scale", "tiny", "--client-id", SANDBOX_APP["client_id"],
                 "--client-secret", SANDBOX_APP["client_secret"],
-                "--redirect-uri", redirect_uri], logs))
+                "--redirect-uri", redirect_uri,
+                # Its changes (admin API) reach the api-server as HubSpot's webhooks would.
+                "--webhook-url", f"{base_url}{URL_PREFIX}/webhooks/"], logs))
             os.environ[f"AIRFLOW_CONN_{HUBSPOT_CONN_ID.upper()}"] = sandbox_connection(
                 f"http://127.0.0.1:{port}", redirect_uri)
             say(f"HubSpot: the sandbox at http://127.0.0.1:{port} (no real HubSpot configured:"

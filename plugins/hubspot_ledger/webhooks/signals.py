@@ -64,7 +64,9 @@ def _problem(ledger: LedgerHook, integration_id: int) -> str | None:
 
 def deliver(batch: Batch, ask: Ask, ledger: LedgerHook | None = None) -> Outcome:
     """Record the batch's events and ask for the runs they need (module docstring)."""
-    ledger = ledger or LedgerHook()
+    if ledger is None:
+        with LedgerHook() as own:  # its connection closes with the request
+            return deliver(batch, ask, own)
     outcome = Outcome()
     for portal, events in sorted(batch.portals.items()):
         integrations = ledger.webhooks.portal_integrations(portal)
