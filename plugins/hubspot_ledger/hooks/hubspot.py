@@ -182,7 +182,7 @@ class HubSpotHook(HubSpotOAuth, HubSpotCrmReads, BaseHook):
     @property
     def paths(self) -> ApiPaths:
         """The paths of the deployment's HubSpot API version (hubspot_paths)."""
-        return self.app.paths
+        return self._api_paths or self.app.paths
 
     @property
     def session(self) -> requests.Session:
