@@ -45,6 +45,18 @@ def hubspot_paths() -> ApiPaths:
     return api_paths(api_version_extra().get("api_version"))
 
 
+def check_api_version(sb: SandboxServer) -> None:
+    """Every HubSpot API call in the sandbox's log went to the suite's API version: the dated
+    paths, or with v3 the legacy /crm/v3, /crm/v4, /oauth/v3 ones (the deal pipelines, which
+    have no dated path, aside). What makes a pass at a version a pass at that version."""
+    paths = hubspot_paths()
+    family = {paths.version} if paths.dated else {"v3", "v4"}
+    elsewhere = sorted({f"{c['method']} {c['path']}" for c in sb.requests()
+                        if c["api_version"] is not None and c["api_version"] not in family
+                        and not c["endpoint"].startswith("GET /crm/v3/pipelines/")})
+    assert elsewhere == [], f"calls outside API version {paths.version}: {elsewhere}"
+
+
 def wait_until(condition: Callable[[], T], *, timeout: float = 30.0, what: str = "",
                every: float = 0.05) -> T:
     """Poll `condition` until it returns something truthy, and return that; fail once `timeout`
