@@ -21,7 +21,7 @@ import psycopg
 import pytest
 from support import HUBSPOT_CONN_ENV, hubspot_connection, use_sandbox_app
 
-from hubspot_ledger.hooks.hubspot_paths import DEFAULT_API_VERSION
+from hubspot_ledger.hooks.hubspot_paths import DEFAULT_API_VERSION, UnknownApiVersion
 from hubspot_ledger.hooks.ledger import LedgerHook
 from hubspot_ledger.integration_settings import save_settings
 from hubspot_ledger.sync.run_report import settle_run
@@ -45,6 +45,17 @@ EXPECTED = {"POST /oauth/v3/token", "GET /account-info/v3/details",
             "POST /crm/v4/associations/invoices/line_items/batch/read", PIPELINES}
 
 
+def _use_api_version(monkeypatch: pytest.MonkeyPatch, sb: SandboxServer,
+                     api_version: str | None) -> None:
+    """`hubspot_default` with that api_version extra (None: none, the default), whatever
+    HUBSPOT_API_VERSION says."""
+    connection = json.loads(hubspot_connection(sb))
+    connection["extra"].pop("api_version", None)
+    if api_version is not None:
+        connection["extra"]["api_version"] = api_version
+    monkeypatch.setenv(HUBSPOT_CONN_ENV, json.dumps(connection))
+
+
 def _connect_and_sync(ledger_db: str, monkeypatch: pytest.MonkeyPatch,
                       api_version: str | None) -> tuple[list[dict[str, Any]], View]:
     """HubSpot's request log and the ledger after connecting and syncing the crafted portal
@@ -52,11 +63,7 @@ def _connect_and_sync(ledger_db: str, monkeypatch: pytest.MonkeyPatch,
     with SandboxServer(seed=1, scale="tiny") as sb, \
             psycopg.connect(ledger_db, autocommit=True) as conn:
         use_sandbox_app(monkeypatch, sb)
-        connection = json.loads(hubspot_connection(sb))
-        connection["extra"].pop("api_version", None)  # whatever HUBSPOT_API_VERSION says
-        if api_version is not None:
-            connection["extra"]["api_version"] = api_version
-        monkeypatch.setenv(HUBSPOT_CONN_ENV, json.dumps(connection))
+        _use_api_version(monkeypatch, sb, api_version)
         truncate(conn)
         build_portal(sb)
         ledger = LedgerHook()
@@ -110,3 +117,29 @@ def test_the_api_version_decides_every_path_hubspot_receives_and_not_the_ledger(
     assert dated_ledger == legacy_ledger
     assert dated_ledger["contracts"] and dated_ledger["invoices"]
     assert sorted(c["endpoint"] for c in dated) == sorted(c["endpoint"] for c in legacy)
+
+
+def test_an_unknown_api_version_stops_the_sync_before_anything_is_sent(
+        ledger_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    with SandboxServer(seed=1, scale="tiny") as sb, \
+            psycopg.connect(ledger_db, autocommit=True) as conn:
+        use_sandbox_app(monkeypatch, sb)
+        _use_api_version(monkeypatch, sb, None)
+        truncate(conn)
+        build_portal(sb)
+        ledger = LedgerHook()
+        integration_id = ledger.integrations.create("Misconfigured Ltd", CUTOFF)
+        books(ledger, integration_id)
+        connect(sb, integration_id)
+        _use_api_version(monkeypatch, sb, "2026-3")  # an operator's typo, after connecting
+        sent = sb.last_seq()
+        run = f"version-{uuid.uuid4().hex[:8]}"
+        with pytest.raises(UnknownApiVersion) as err:
+            run_step("products", integration_id, run)
+        assert sb.requests(since=sent) == []
+        failures = conn.execute("SELECT failures FROM ledger.sync_runs WHERE integration_id = %s",
+                                [integration_id]).fetchone()
+        assert failures is not None and failures[0] == {"products": str(err.value)}
+        assert str(err.value).startswith("The api_version extra of the hubspot_default "
+                                         "connection is '2026-3', which this deployment does "
+                                         "not know: use one of 2026-03, v3")
