@@ -20,6 +20,7 @@ through the ledger's staging, never through XCom.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import os
@@ -151,6 +152,9 @@ def load_integrations(fetch: Fetch = _fetch_from_ledger, cache: Path | None = No
     return integrations
 
 
+# One timetable per distinct schedule, shared by the DAGs on it: building one parses the cron and
+# loads its description's locale (about a third of a DAG's build time; bench parse phase).
+@functools.lru_cache(maxsize=256)
 def _timetable(schedule: str) -> Any:
     """The integration's cron for scheduled runs, with real data intervals, and calendar-month
     windows for backfills (hubspot_ledger.timetable says why): each backfill run reads the
