@@ -24,8 +24,9 @@ pytestmark = pytest.mark.unit
 
 
 def drive(app: Any, *, body: list[bytes], headers: list[tuple[bytes, bytes]] | None = None,
-          query: bytes = b"") -> tuple[list[Message], Scope]:
-    scope: Scope = {"type": "http", "method": "POST", "path": "/x", "query_string": query,
+          query: bytes = b"", path: str = "/x", webhook_max_body: int = 20
+          ) -> tuple[list[Message], Scope]:
+    scope: Scope = {"type": "http", "method": "POST", "path": path, "query_string": query,
                     "headers": headers or []}
     incoming = [{"type": "http.request", "body": chunk, "more_body": i < len(body) - 1}
                 for i, chunk in enumerate(body)]
@@ -37,7 +38,8 @@ def drive(app: Any, *, body: list[bytes], headers: list[tuple[bytes, bytes]] | N
     async def send(message: Message) -> None:
         sent.append(message)
 
-    asyncio.run(RequestGuard(app, max_body=10)(scope, receive, send))
+    asyncio.run(RequestGuard(app, max_body=10, webhook_max_body=webhook_max_body)(
+        scope, receive, send))
     return sent, scope
 
 
@@ -53,6 +55,18 @@ async def echo(scope: Scope, receive: Receive, send: Send) -> None:
 
 async def broken(scope: Scope, receive: Receive, send: Send) -> None:
     raise RuntimeError("duplicate key value (access_token)=(gAAAA-secret)\nDETAIL: more")
+
+
+def test_hubspots_webhook_calls_may_be_larger_than_the_other_routes_bodies() -> None:
+    """Issue 14: a batch of 100 events with property values is far more than a settings
+    update, so the webhook target has a limit of its own (1 MiB in production)."""
+    path = "/api/integrations/hubspot/webhooks/"
+    sent, _ = drive(echo, body=[b"0123456789", b"0123456789"], path=path)
+    assert sent[1]["body"] == b"01234567890123456789"
+    over, _ = drive(echo, body=[b"1"], headers=[(b"content-length", b"21")], path=path)
+    assert answer_of(over)[0] == 413 and "larger than" in answer_of(over)[1]["detail"]
+    elsewhere, _ = drive(echo, body=[b"0123456789", b"0"], path="/api/integrations/hubspot/7/")
+    assert answer_of(elsewhere)[0] == 413
 
 
 def test_the_body_reaches_the_app_whole() -> None:
