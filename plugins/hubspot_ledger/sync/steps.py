@@ -89,6 +89,9 @@ class Tally:
     problems: list[Problem] = field(default_factory=list)
     # Records that imported (or stopped qualifying): their open problems are settled.
     settled: list[tuple[str, str]] = field(default_factory=list)
+    # The line items of the batch's deals or invoices, by owner id: a problem remembers them
+    # (a deleted line must lead the next run back to its failing owner).
+    lines: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def seen(self) -> int:
@@ -98,7 +101,8 @@ class Tally:
         self.counts[outcome.change.value] += 1
         if outcome.message:
             self.problems.append(Problem(remote_type.value, remote_id, outcome.message,
-                                         warning=outcome.warning))
+                                         warning=outcome.warning, cause=outcome.cause.value,
+                                         lines=self.lines.get(remote_id, ())))
         if outcome.change in IMPORTED or outcome.warning:
             self.settled.append((remote_type.value, remote_id))
 
@@ -113,7 +117,9 @@ class Tally:
         self.counts[(Change.SKIPPED if error.skipped else Change.FAILED).value] += 1
         detail = getattr(error, "detail", "")  # why "No valid line items", for the accountant
         message = f"{error.message} ({detail})" if detail else error.message
-        self.problems.append(Problem(error.remote_type.value, error.remote_id or None, message))
+        self.problems.append(Problem(error.remote_type.value, error.remote_id or None, message,
+                                     cause=error.cause.value,
+                                     lines=self.lines.get(error.remote_id, ())))
 
     def flush(self, ctx: StepContext) -> None:
         """Write the pending problems and settlements (inside the batch's transaction) and log
@@ -153,6 +159,7 @@ def _draft(tally: Tally, build: Callable[..., D], *args: Any, **kwargs: Any) -> 
 def sync_products(ctx: StepContext) -> dict[str, int]:
     tally = Tally("products")
     seen: set[str] = set()
+    retry: set[str] = set()
     for page in prefetch(reads.products(ctx.hook, ctx.window)):
         seen.update(str(r.get("id", "")) for r in page)
         _load_products(ctx, tally, page)
@@ -160,14 +167,21 @@ def sync_products(ctx: StepContext) -> dict[str, int]:
         # Archived in the window, so search missed them: the items they have take their last
         # values (an edit just before the archive); the others get theirs when a line sells
         # them (DESIGN "archived products").
+        failing = set(problems.open_ids(ctx.writer.conn, ctx.integration.id,
+                                        RemoteType.PRODUCT.value))
         for page in reads.archived_products(ctx.hook, ctx.window):
-            mapped = ctx.writer.mapped(RemoteType.PRODUCT, [str(r.get("id", "")) for r in page])
+            ids = [str(r.get("id", "")) for r in page]
+            mapped = ctx.writer.mapped(RemoteType.PRODUCT, ids)
             fresh = [r for r in page if str(r.get("id", "")) in mapped
                      and str(r.get("id", "")) not in seen]
             seen.update(str(r.get("id", "")) for r in fresh)
             if fresh:
                 _load_products(ctx, tally, fresh)
-    for page in _retried(ctx, tally, RemoteType.PRODUCT, seen):
+            # A failing product archived in the window: read again by id below (not found,
+            # so its problem is settled, as a full read settles it).
+            if ctx.retry_open:
+                retry.update(i for i in ids if i in failing and i not in mapped)
+    for page in _retried(ctx, tally, RemoteType.PRODUCT, seen, retry):
         _load_products(ctx, tally, page)
     return tally.counts
 
@@ -182,13 +196,14 @@ def _load_products(ctx: StepContext, tally: Tally, page: list[dict[str, Any]]) -
         tally.flush(ctx)
 
 
-def _retried(ctx: StepContext, tally: Tally, remote_type: RemoteType, seen: set[str]
-             ) -> Iterator[list[dict[str, Any]]]:
-    """Pages of the records of this type with open problems that this run has not read yet,
-    read again by id, so a fix in HubSpot, a reopened period or a changed setting lands at the
-    next run (issue 10, "open problems"). One HubSpot no longer has is settled: nothing is
-    left to import."""
-    wanted = [i for i in _open(ctx, remote_type) if i not in seen]
+def _retried(ctx: StepContext, tally: Tally, remote_type: RemoteType, seen: set[str],
+             also: Iterable[str] = ()) -> Iterator[list[dict[str, Any]]]:
+    """Pages of the records of this type with open problems to retry (`_open`, and `also`)
+    that this run has not read yet, read again by id, so a reopened period, a changed setting
+    or a fix in HubSpot lands at the next run (issue 10, "open problems"). One HubSpot no
+    longer has is settled: nothing is left to import."""
+    wanted = [i for i in sorted({*_open(ctx, remote_type), *also}, key=lambda i: (len(i), i))
+              if i not in seen]
     if not wanted:
         return
     log.info("%s: retrying %s records with open problems", tally.step, f"{len(wanted):,}")
@@ -205,20 +220,34 @@ def _retried(ctx: StepContext, tally: Tally, remote_type: RemoteType, seen: set[
 
 
 def _open(ctx: StepContext, remote_type: RemoteType) -> list[str]:
+    """The records of this type with open problems this run reads again by id (issue 12).
+    A full read retries them all: it must settle those it no longer finds. An incremental
+    read retries those whose cause is not in the HubSpot record itself (the ledger, settings,
+    a product): a record whose own data fails is found by the incremental read when HubSpot
+    changes it or its lines (the changed search, the changed and deleted line items), and is
+    otherwise unchanged, so it would fail the same way. Companies are retried all the same:
+    only deals lead to them, and nothing would notice one deleted."""
     if not ctx.retry_open:
         return []
-    return problems.open_ids(ctx.writer.conn, ctx.integration.id, remote_type.value)
+    every = ctx.window is None or remote_type is RemoteType.COMPANY
+    return problems.open_ids(ctx.writer.conn, ctx.integration.id, remote_type.value,
+                             every=every)
 
 
 def _owners_of_deleted_lines(ctx: StepContext, owner_type: RemoteType) -> set[str]:
     """Deals or invoices (incremental, backfill window) that lost a line item HubSpot deleted
     in the window. A deleted line item is archived: search no longer finds it, its associations
     are gone, and its deal's or invoice's modified date need not move, so the ledger's own
-    mapping of the line names the owner, which is then read again."""
+    mapping of the line names the owner, which is then read again; an owner that failed is
+    named by the line ids its open problem kept."""
     if ctx.window is None:
         return set()
-    deleted = reads.archived_in(ctx.hook, RemoteType.LINE_ITEM, ctx.window)
-    return ctx.writer.owners_of_lines(owner_type, sorted(deleted))
+    deleted = sorted(reads.archived_in(ctx.hook, RemoteType.LINE_ITEM, ctx.window))
+    owners = ctx.writer.owners_of_lines(owner_type, deleted)
+    if ctx.retry_open:
+        owners |= problems.owners_of_lines(ctx.writer.conn, ctx.integration.id,
+                                           owner_type.value, deleted)
+    return owners
 
 
 # -- companies → customers (R-COMP-1, R-COMP-2) ----------------------------------------------
@@ -328,6 +357,7 @@ def sync_deals(ctx: StepContext) -> dict[str, int]:
     lost: set[str] = set()
     for deals, lines, companies in prefetch(_deal_batches(ctx, lost)):
         staged.update(deals)
+        tally.lines = _line_ids(lines)
         products = _unmapped_products(ctx, tally, lines.values())
         drafts = [draft for deal_id, (deal, company_id) in deals.items()
                   if (draft := _draft(tally, _deal_draft, deal, lines.get(deal_id, []),
@@ -493,6 +523,7 @@ def _load_invoices(ctx: StepContext, tally: Tally, page: list[dict[str, Any]],
         readable = [i.id for i in invoices if isinstance(i, Invoice)]
         lines = _lines_by_owner(ctx, RemoteType.INVOICE, readable)
         found = _parties(ctx, readable)
+    tally.lines = _line_ids(lines)
     # Invoices run before the products step: an unmapped product is read now, so its item is
     # written right once (DESIGN "first sync with invoices on").
     products = _unmapped_products(ctx, tally, lines.values())
@@ -531,6 +562,13 @@ def _lines_by_owner(ctx: StepContext, owner_type: RemoteType, owner_ids: Sequenc
     return {owner: [records[i] for i in ids if i in records] for owner, ids in links.items()}
 
 
+def _line_ids(lines: Mapping[str, Sequence[LineItem | MappingError]]
+              ) -> dict[str, tuple[str, ...]]:
+    """Each owner's line item ids, readable or not."""
+    return {owner: tuple(line.id if isinstance(line, LineItem) else line.remote_id
+                         for line in group) for owner, group in lines.items()}
+
+
 def _readable_lines(owner: HubSpotRecord, lines: Sequence[LineItem | MappingError]
                     ) -> list[LineItem]:
     """A line HubSpot sent unreadable means the owner is not imported, naming the line
@@ -538,7 +576,8 @@ def _readable_lines(owner: HubSpotRecord, lines: Sequence[LineItem | MappingErro
     for line in lines:
         if isinstance(line, MappingError):
             raise MappingError(owner.REMOTE_TYPE, owner.id,
-                               f"{owner.subject} not imported: {line.message}")
+                               f"{owner.subject} not imported: {line.message}",
+                               cause=line.cause)
     return [line for line in lines if isinstance(line, LineItem)]
 
 
