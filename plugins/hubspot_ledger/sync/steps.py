@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from hubspot_ledger.extract import ahead, closed_won, parties, reads
 from hubspot_ledger.extract.models import (
@@ -58,6 +58,20 @@ LINES = "lines"  # a staged deal's line items, read ahead by sync_companies (raw
 # Deals or invoices handled together: one v4 association request takes 1,000 ids, and their
 # line items then fill whole batch reads of 100. Memory stays at a few MB per batch.
 DOCUMENT_BATCH = 1_000
+# The run's read of changed and deleted line items, kept with its reads (`sync_runs.reads`) so
+# that the deal steps reuse what the invoice step read (issue 12: a no-change run's requests);
+# past this many ids the read is not kept, and each step reads for itself.
+LINE_CHANGES = "line item"
+LINE_CHANGES_KEPT = 5_000
+
+
+class RunReads(Protocol):
+    """What a run decided to read, once per run (`store.runs.Runs`)."""
+
+    def read(self, run_id: int, remote_type: str) -> dict[str, Any] | None: ...
+
+    def decide_read(self, run_id: int, remote_type: str, read: dict[str, Any]
+                    ) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -77,6 +91,8 @@ class StepContext:
     # would log every open problem of the windows before it again, issue 15; the next
     # scheduled run retries them).
     retry_open: bool = True
+    # Where the run keeps reads its steps share (the changed and deleted line items).
+    runs: RunReads | None = None
 
 
 @dataclass
@@ -234,15 +250,39 @@ def _open(ctx: StepContext, remote_type: RemoteType) -> list[str]:
                              every=every)
 
 
-def _owners_of_deleted_lines(ctx: StepContext, owner_type: RemoteType) -> set[str]:
+def _line_changes(ctx: StepContext) -> tuple[list[str], list[str]]:
+    """The line items HubSpot changed, and those it deleted, in the step's window (incremental,
+    backfill window): read once per run and window by the first step that needs them (the
+    invoice step, else the companies step), kept with the run's reads for the other."""
+    window = ctx.window
+    assert window is not None
+    stamp = {"since": window.since.isoformat(),
+             "until": window.until.isoformat() if window.until else None}
+    kept = ctx.runs.read(ctx.run_id, LINE_CHANGES) if ctx.runs is not None else None
+    if kept is not None and "changed" in kept and all(kept.get(k) == v
+                                                      for k, v in stamp.items()):
+        return list(kept["changed"]), list(kept["deleted"])
+    changed = reads.changed_line_ids(ctx.hook, window)
+    deleted = sorted(reads.archived_in(ctx.hook, RemoteType.LINE_ITEM, window))
+    if ctx.runs is not None and kept is None:
+        record: dict[str, Any] = {
+            **stamp, "why": f"{len(changed):,} changed and {len(deleted):,} deleted since "
+                            f"{window.since:%Y-%m-%d %H:%M:%S} UTC"}
+        if len(changed) + len(deleted) <= LINE_CHANGES_KEPT:
+            record.update(changed=changed, deleted=deleted)
+        ctx.runs.decide_read(ctx.run_id, LINE_CHANGES, record)
+    return changed, deleted
+
+
+def _owners_of_deleted_lines(ctx: StepContext, owner_type: RemoteType,
+                             deleted: Sequence[str]) -> set[str]:
     """Deals or invoices (incremental, backfill window) that lost a line item HubSpot deleted
     in the window. A deleted line item is archived: search no longer finds it, its associations
     are gone, and its deal's or invoice's modified date need not move, so the ledger's own
     mapping of the line names the owner, which is then read again; an owner that failed is
     named by the line ids its open problem kept."""
-    if ctx.window is None:
+    if not deleted:
         return set()
-    deleted = sorted(reads.archived_in(ctx.hook, RemoteType.LINE_ITEM, ctx.window))
     owners = ctx.writer.owners_of_lines(owner_type, deleted)
     if ctx.retry_open:
         owners |= problems.owners_of_lines(ctx.writer.conn, ctx.integration.id,
@@ -272,9 +312,12 @@ def sync_companies(ctx: StepContext) -> dict[str, int]:
     staged = 0
     tally = Tally("companies")
     # Read here, not in the read-ahead thread: the writer's connection is this thread's.
-    retry = set(_open(ctx, RemoteType.DEAL)) | _owners_of_deleted_lines(ctx, RemoteType.DEAL)
+    changed_lines, deleted_lines = _line_changes(ctx) if ctx.window is not None else ([], [])
+    retry = set(_open(ctx, RemoteType.DEAL)) | _owners_of_deleted_lines(
+        ctx, RemoteType.DEAL, deleted_lines)
     lost: set[str] = set()
-    deals = prefetch(reads.rebatch(_deals_to_sync(ctx, seen, retry, lost), DOCUMENT_BATCH))
+    deals = prefetch(reads.rebatch(_deals_to_sync(ctx, seen, retry, lost, changed_lines),
+                                   DOCUMENT_BATCH))
     for found in prefetch(ahead.read_ahead(ctx.hook, deals)):
         staging.stage(run_id, RemoteType.DEAL, [
             (str(d.raw.get("id", "")), _jsonb({"deal": d.raw, "company_id": d.company_id,
@@ -308,12 +351,12 @@ def _jsonb(value: Any) -> str:
     return json.dumps(valid_unicode(value))
 
 
-def _deals_to_sync(ctx: StepContext, seen: set[str], retry: set[str], lost: set[str]
-                   ) -> Iterator[list[dict[str, Any]]]:
+def _deals_to_sync(ctx: StepContext, seen: set[str], retry: set[str], lost: set[str],
+                   changed_lines: Sequence[str]) -> Iterator[list[dict[str, Any]]]:
     """Pages of qualifying deals: all of them, or (incremental, backfill window) those
-    modified in the window and those whose line items were; and, every run, the deals with
-    open problems that still qualify. `seen` collects their ids; `lost` the deals changed in
-    the window that no longer qualify."""
+    modified in the window and those of the line items changed in it; and the deals to retry
+    (open problems, deleted lines) that still qualify. `seen` collects their ids; `lost` the
+    deals changed in the window that no longer qualify."""
     cutoff, won = ctx.integration.cutoff_date, ctx.mapping.won_stages
     if ctx.window is None:
         pages = closed_won.closed_won_deals(ctx.hook, cutoff, won=won)
@@ -324,10 +367,7 @@ def _deals_to_sync(ctx: StepContext, seen: set[str], retry: set[str], lost: set[
     for page in pages:
         seen.update(str(r.get("id", "")) for r in page)
         yield page
-    owners: set[str] = set()
-    if ctx.window is not None:
-        owners = reads.owners_of_changed_lines(ctx.hook, RemoteType.DEAL, ctx.window)
-    owners |= retry
+    owners = reads.owners_of_lines(ctx.hook, RemoteType.DEAL, changed_lines) | retry
     for page in reads.raw_by_id(ctx.hook, RemoteType.DEAL, owners - seen):
         page = closed_won.qualifying_deals(page, cutoff, won)
         seen.update(str(r.get("id", "")) for r in page)
@@ -478,8 +518,9 @@ def sync_invoices(ctx: StepContext) -> dict[str, int]:
         _load_invoices(ctx, tally, chunk, lines, found)
     owners = retry - seen
     if ctx.window is not None:
-        owners |= reads.owners_of_changed_lines(ctx.hook, RemoteType.INVOICE, ctx.window)
-        owners |= _owners_of_deleted_lines(ctx, RemoteType.INVOICE)
+        changed_lines, deleted_lines = _line_changes(ctx)
+        owners |= reads.owners_of_lines(ctx.hook, RemoteType.INVOICE, changed_lines)
+        owners |= _owners_of_deleted_lines(ctx, RemoteType.INVOICE, deleted_lines)
     for page in reads.raw_by_id(ctx.hook, RemoteType.INVOICE, owners - seen):
         page = reads.qualifying_invoices(page, cutoff)
         seen.update(str(r.get("id", "")) for r in page)
