@@ -43,7 +43,7 @@ RUN set -eu; \
 
 # The DAG file and the plugin module import the installed package; the dags and plugins folders
 # are Airflow's defaults under AIRFLOW_HOME (/opt/airflow).
-COPY --chown=airflow:0 dags/hubspot_sync.py /opt/airflow/dags/hubspot_sync.py
+COPY --chown=airflow:0 dags/ /opt/airflow/dags/
 COPY --chown=airflow:0 plugins/hubspot_ledger_plugin.py /opt/airflow/plugins/hubspot_ledger_plugin.py
 
 # Writable state of the deployment (the DAG factory's last known integrations). Created here,

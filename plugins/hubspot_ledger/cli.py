@@ -10,7 +10,7 @@ import argparse
 import datetime as dt
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 from hubspot_ledger.config import apply_airflow_env_defaults
@@ -221,6 +221,15 @@ def cmd_member_remove(args: argparse.Namespace) -> None:
           f"{display_safe(args.organization.strip())}")
 
 
+def _integration_verb(verbs: argparse._SubParsersAction[_Parser], name: str,
+                      func: Callable[[argparse.Namespace], None], help: str) -> _Parser:
+    """A verb that acts on one integration: `--integration ID` is required."""
+    verb = verbs.add_parser(name, help=help)
+    verb.add_argument("--integration", type=int, required=True)
+    verb.set_defaults(func=func)
+    return verb
+
+
 def _add_member_verbs(verbs: argparse._SubParsersAction[_Parser]) -> None:
     """`member add|list|remove`: who may act on which organization (hubspot_ledger.members)."""
     from hubspot_ledger.members import MemberRole
@@ -283,15 +292,14 @@ def _add_schedule_and_backfill_verbs(verbs: argparse._SubParsersAction[_Parser],
                                      integration_verbs: argparse._SubParsersAction[_Parser]
                                      ) -> None:
     """`integration set --schedule` and `backfill` (issue 15)."""
-    set_verb = integration_verbs.add_parser("set", help="change an integration's schedule")
-    set_verb.add_argument("--integration", type=int, required=True)
+    set_verb = _integration_verb(integration_verbs, "set", cmd_integration_set,
+                                 help="change an integration's schedule")
     set_verb.add_argument("--schedule", required=True, metavar="CRON",
                           help="a cron expression in UTC ('0 * * * *') or @hourly, @daily…")
-    set_verb.set_defaults(func=cmd_integration_set)
 
-    run = verbs.add_parser("backfill", help="load an integration's history (from its cutoff "
-                           "date to now) through Airflow, one calendar month per run")
-    run.add_argument("--integration", type=int, required=True)
+    run = _integration_verb(verbs, "backfill", cmd_backfill,
+                            help="load an integration's history (from its cutoff date to "
+                                 "now) through Airflow, one calendar month per run")
     run.add_argument("--from", dest="from_date", type=_date, metavar="YYYY-MM-DD",
                      help="default: the integration's cutoff date")
     run.add_argument("--to", dest="to_date", type=_date, metavar="YYYY-MM-DD",
@@ -304,7 +312,6 @@ def _add_schedule_and_backfill_verbs(verbs: argparse._SubParsersAction[_Parser],
                           "then ends and Airflow retries it later)")
     run.add_argument("--no-wait", action="store_true",
                      help="return once the runs are queued instead of following them")
-    run.set_defaults(func=cmd_backfill)
 
 
 def cmd_books_create(args: argparse.Namespace) -> None:
@@ -423,24 +430,20 @@ def build_parser() -> argparse.ArgumentParser:
                                add_help=False)
     sandbox.set_defaults(func=cmd_sandbox, rest=[])
 
-    auth = verbs.add_parser("auth-url", help="print the HubSpot consent URL of an integration")
-    auth.add_argument("--integration", type=int, required=True)
-    auth.set_defaults(func=cmd_auth_url)
+    _integration_verb(verbs, "auth-url", cmd_auth_url,
+                      help="print the HubSpot consent URL of an integration")
 
-    connect = verbs.add_parser("connect", help="exchange an OAuth code and store the tokens")
-    connect.add_argument("--integration", type=int, required=True)
+    connect = _integration_verb(verbs, "connect", cmd_connect,
+                                help="exchange an OAuth code and store the tokens")
     connect.add_argument("--code", required=True, help="the code HubSpot redirected back with")
     connect.add_argument("--state", help="the state HubSpot redirected back with, if any")
-    connect.set_defaults(func=cmd_connect)
 
     settings = verbs.add_parser("settings", help="read or save an integration's settings")
     settings_verbs = settings.add_subparsers(dest="settings_verb", required=True,
                                              parser_class=_Parser)
-    show = settings_verbs.add_parser("show", help="print the settings")
-    show.add_argument("--integration", type=int, required=True)
-    show.set_defaults(func=cmd_settings_show)
-    save = settings_verbs.add_parser("set", help="save settings (accounts by code)")
-    save.add_argument("--integration", type=int, required=True)
+    _integration_verb(settings_verbs, "show", cmd_settings_show, help="print the settings")
+    save = _integration_verb(settings_verbs, "set", cmd_settings_set,
+                             help="save settings (accounts by code)")
     for option in ("ar-account", "deferred-revenue-account", "expense-account",
                    "income-account", "clearing-account"):
         save.add_argument(f"--{option}", metavar="CODE", dest=option.replace("-", "_"))
@@ -453,22 +456,19 @@ def build_parser() -> argparse.ArgumentParser:
                       help="which deal stages count as won")
     save.add_argument("--recognition", metavar="immediate|hubspot-terms",
                       help="how deal lines with a recurring term are recognized")
-    save.set_defaults(func=cmd_settings_set)
 
-    errors = verbs.add_parser("errors", help="print an integration's open problems "
-                              "(the records that still fail; --all: the whole errors log)")
-    errors.add_argument("--integration", type=int, required=True)
+    errors = _integration_verb(verbs, "errors", cmd_errors,
+                               help="print an integration's open problems (the records "
+                                    "that still fail; --all: the whole errors log)")
     errors.add_argument("--limit", type=int, default=200)
     errors.add_argument("--all", action="store_true",
                         help="the whole history: resolved entries and warnings too")
-    errors.set_defaults(func=cmd_errors)
 
-    sync = verbs.add_parser("sync", help="run an integration's DAG to completion, no scheduler "
-                            "needed (SIGTERM or Ctrl-C stop it and mark the run failed)")
-    sync.add_argument("--integration", type=int, required=True)
+    sync = _integration_verb(verbs, "sync", cmd_sync,
+                             help="run an integration's DAG to completion, no scheduler "
+                                  "needed (SIGTERM or Ctrl-C stop it and mark the run failed)")
     sync.add_argument("--full-refresh", action="store_true",
                       help="re-read everything since the cutoff date")
-    sync.set_defaults(func=cmd_sync)
 
     verbs.add_parser("rotate-key", help="re-encrypt every stored token under the newest key "
                      "(the first of HUBSPOT_LEDGER_FERNET_KEYS)").set_defaults(func=cmd_rotate_key)

@@ -29,7 +29,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from hubspot_ledger.config import PROJECT_ROOT, prepare_airflow_home
+from hubspot_ledger.config import prepare_airflow_home
 from hubspot_ledger.errors import UserFacingError
 
 log = logging.getLogger(__name__)
@@ -91,12 +91,13 @@ def run_integration_dag(integration_id: int, *, full_refresh: bool = False,
     prepare_airflow_home()
     from airflow.dag_processing.dagbag import DagBag
 
+    from hubspot_ledger.dag_factory import dag_file_for
     from hubspot_ledger.hooks.ledger import LedgerHook
     from hubspot_ledger.sync.runner import attend_whole_run
 
     logical_date = logical_date or dt.datetime.now(dt.UTC)
     dag_id = find_dag_id(integration_id)
-    bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags"))
+    bag = DagBag(dag_folder=str(dag_file_for(integration_id)))
     if dag_id not in bag.dags:
         errors = "; ".join(f"{k}: {v.splitlines()[-1]}" for k, v in bag.import_errors.items())
         raise RuntimeError(f"DAG {dag_id} was not built{': ' + errors if errors else ''}")

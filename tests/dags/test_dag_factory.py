@@ -300,7 +300,32 @@ def test_the_dag_file_is_discoverable_by_its_code_not_its_docstring() -> None:
     # code must say so itself (issue 11), not a comment or docstring that may be edited away.
     import ast
 
-    tree = ast.parse((PROJECT_ROOT / "dags" / "hubspot_sync.py").read_text(encoding="utf-8"))
-    imports = {(node.module, alias.name) for node in ast.walk(tree)
-               if isinstance(node, ast.ImportFrom) for alias in node.names}
-    assert ("airflow.sdk", "DAG") in imports
+    files = sorted(DAGS_FOLDER.glob("*.py"))
+    assert files
+    for path in files:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imports = {(node.module, alias.name) for node in ast.walk(tree)
+                   if isinstance(node, ast.ImportFrom) for alias in node.names}
+        assert ("airflow.sdk", "DAG") in imports, path
+
+
+@pytest.mark.unit
+def test_one_dag_file_per_shard_each_building_its_own_integrations() -> None:
+    """Issue 12 (parse): SHARDS files, file k builds the integrations whose id is k mod SHARDS,
+    so every integration's DAG is built by exactly one file."""
+    import ast
+
+    files = sorted(DAGS_FOLDER.glob("*.py"))
+    assert [p.name for p in files] == [f"hubspot_sync_{k}.py" for k in range(dag_factory.SHARDS)]
+    for k, path in enumerate(files):
+        calls = [node for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                 if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "build_dags"]
+        assert [ast.literal_eval(kw.value) for c in calls for kw in c.keywords
+                if kw.arg == "shard"] == [k], path
+    everyone = [summary(i) for i in range(1, 30)]
+    built = [set(dag_factory.build_dags(lambda: everyone, shard=k))
+             for k in range(dag_factory.SHARDS)]
+    assert sorted(d for shard in built for d in shard) == sorted(
+        dag_factory.dag_id_for(i) for i in range(1, 30))
+    assert all(dag_factory.dag_file_for(i).name == f"hubspot_sync_{i % dag_factory.SHARDS}.py"
+               for i in range(1, 30))

@@ -23,7 +23,9 @@ from typing import Any
 import pytest
 
 from hubspot_ledger.errors import InvalidInput
+from hubspot_ledger.hooks.ledger import LedgerHook
 from hubspot_ledger.integration_settings import get_settings, save_settings
+from hubspot_ledger.ui.hubspot_totals import closed_won_deals
 
 from .beyond_portal import (
     C_INITECH,
@@ -149,6 +151,11 @@ def test_won_stages_of_every_pipeline(beyond: Portal) -> None:
         Decimal("500.0000")
     assert _status(beyond, D_RENEWAL_OPEN) is None
     assert _status(beyond, D_MAIN) == "draft"
+    # The reconciliation's HubSpot side counts the same stages as won, so the renewal is not
+    # reported "only in the ledger".
+    integration = LedgerHook().integrations.get(beyond.integration_id)
+    hubspot_side = {d.id for d in closed_won_deals(integration)}
+    assert {D_RENEWAL, D_MAIN} <= hubspot_side and D_RENEWAL_OPEN not in hubspot_side
 
 
 def test_an_unknown_won_stage_stops_the_run_and_closedwon_voids_the_renewal(

@@ -150,6 +150,34 @@ def test_settings_are_validated_as_the_api_does(ui_airflow: AirflowApi,
         "1100", "Acme Ltd", True)
 
 
+def test_the_beyond_reference_settings_are_on_the_form(ui_airflow: AirflowApi,
+                                                       member_books: Callable[..., int]) -> None:
+    """Issue 14: invoice parties, won stages and recognition are set from the page, validated
+    as `settings set` validates them, and shown as saved."""
+    integration_id = member_books("Beyond Form Co")
+    operator = browser(ui_airflow, "operator")
+    html = page(ui_airflow, operator, f"/integrations/{integration_id}").text
+    assert '<option value="unknown" selected>' in html  # the reference behaviour by default
+    assert '<option value="immediate" selected>' in html
+    url = f"{ui_airflow.url}{UI}/integrations/{integration_id}/settings"
+    wrong = operator.post(url, timeout=30, data={
+        "csrf": csrf_of(html), "invoice_parties": "everyone", "won_stages": "closedwon",
+        "recognition": "immediate"})
+    assert wrong.status_code == 422 and "invoice" in wrong.text.lower()
+    assert LedgerHook().settings.get(integration_id).invoice_parties == "unknown"
+
+    saved = operator.post(url, timeout=30, data={
+        "csrf": csrf_of(html), "invoice_parties": "hubspot", "won_stages": "all-pipelines",
+        "recognition": "hubspot-terms"})
+    assert saved.status_code == 200 and "Settings saved." in saved.text
+    settings = LedgerHook().settings.get(integration_id)
+    assert (settings.invoice_parties, settings.won_stages, settings.recognition) == (
+        "hubspot", "all-pipelines", "hubspot-terms")
+    assert '<option value="hubspot" selected>' in saved.text
+    assert 'name="won_stages" value="all-pipelines"' in saved.text
+    assert '<option value="hubspot-terms" selected>' in saved.text
+
+
 def test_hostile_hubspot_text_is_shown_inert_and_exported_neutralised(
         ui_airflow: AirflowApi, member_books: Callable[..., int]) -> None:
     sandbox = ui_airflow.sandbox

@@ -163,10 +163,9 @@ def connect_through_oauth(integration_id: int) -> None:
 def run_dag(integration_id: int) -> str:
     from airflow.dag_processing.dagbag import DagBag
 
-    from hubspot_ledger.config import PROJECT_ROOT
-    from hubspot_ledger.dag_factory import dag_id_for
+    from hubspot_ledger.dag_factory import dag_file_for, dag_id_for
 
-    bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags"))
+    bag = DagBag(dag_folder=str(dag_file_for(integration_id)))
     if bag.import_errors:
         raise RuntimeError(f"DAG import errors: {bag.import_errors}")
     dag = bag.dags[dag_id_for(integration_id)]

@@ -99,24 +99,18 @@ def choose_invoice_branch(integration_id: int, **context: Any) -> list[str]:
     return [INVOICES_TASK, PRODUCTS_TASK] if on else [PRODUCTS_TASK]
 
 
-@_attended
-def sync_invoices(integration_id: int, **context: Any) -> None:
-    _run_step("invoices", integration_id, context)
+def _step_task(step: str) -> Callable[..., None]:
+    """The body of the task `sync_<step>`: one sync step (R-SYNC-2 orders them in the DAG)."""
+    def body(integration_id: int, **context: Any) -> None:
+        _run_step(step, integration_id, context)
+    body.__name__ = body.__qualname__ = f"sync_{step}"
+    return _attended(body)
 
 
-@_attended
-def sync_products(integration_id: int, **context: Any) -> None:
-    _run_step("products", integration_id, context)
-
-
-@_attended
-def sync_companies(integration_id: int, **context: Any) -> None:
-    _run_step("companies", integration_id, context)
-
-
-@_attended
-def sync_deals(integration_id: int, **context: Any) -> None:
-    _run_step("deals", integration_id, context)
+sync_invoices = _step_task("invoices")
+sync_products = _step_task("products")
+sync_companies = _step_task("companies")
+sync_deals = _step_task("deals")
 
 
 @_attended

@@ -44,6 +44,9 @@ from hubspot_ledger.ui.pages import (
 )
 from hubspot_ledger.ui.session import check_form, form_token, page_user
 
+# The settings of README "Beyond the reference connector" (issue 14), as the form names them.
+BEYOND_FIELDS = ("invoice_parties", "won_stages", "recognition")
+
 
 class LoginRequired(Exception):
     """No valid Airflow session: the page answers with a link to Airflow's login."""
@@ -123,15 +126,23 @@ def create_app() -> FastAPI:
         accounts = {a.field: values.get(a.field) or None for a in ACCOUNTS}
         company = values.get("company") or None
         sync_invoices = values.get("sync_invoices") == "on"
+        # Issue 14's settings; a field the form did not send keeps its saved value.
+        beyond = {k: values[k].strip() or None for k in BEYOND_FIELDS if k in values}
 
         def save() -> Response:
             access = _access(integration_id, user, CHANGE)
             try:
                 save_settings(integration_id, accounts={k: v for k, v in accounts.items()
                                                         if v is not None},
-                              company=company, sync_invoices=sync_invoices)
+                              company=company, sync_invoices=sync_invoices,
+                              invoice_parties=beyond.get("invoice_parties"),
+                              won_stages=beyond.get("won_stages"),
+                              recognition=beyond.get("recognition"))
             except InvalidInput as exc:  # 422 with the message, the form as it was sent
-                submitted = {**accounts, "company": company, "sync_invoices": sync_invoices}
+                saved = LedgerHook().settings.get(integration_id)
+                submitted = {**accounts, "company": company, "sync_invoices": sync_invoices,
+                             **{k: beyond.get(k) or str(getattr(saved, k))
+                                for k in BEYOND_FIELDS}}
                 return _detail_page(request, access, error=str(exc), submitted=submitted,
                                     status_code=exc.http_status)
             return _to_detail(integration_id, saved="1")

@@ -3,9 +3,10 @@
 Live, not from what the last sync read: a sync keeps no copy of what it read (staging is
 cleared when the run ends, and an incremental run reads only what changed), so only HubSpot
 itself can say what is closed won now. The read is the sync's own closed-won search
-(`extract.closed_won`, R-DEAL-1: stage `closedwon`, closed on or after the cutoff) plus the
-deal's `amount`, through the same token source and the portal's shared rate budget as a run;
-it is made when an operator opens the reconciliation, never on the overview.
+(`extract.closed_won`, R-DEAL-1: stage `closedwon`, or the won stages the integration's
+`won_stages` setting names, closed on or after the cutoff) plus the deal's `amount`, through
+the same token source and the portal's shared rate budget as a run; it is made when an
+operator opens the reconciliation, never on the overview.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from hubspot_ledger.errors import UserFacingError
-from hubspot_ledger.extract.models import CLOSED_WON, BadValue, Deal
+from hubspot_ledger.extract.closed_won import resolve_won_stages, stage_filter
+from hubspot_ledger.extract.models import BadValue, Deal
 from hubspot_ledger.extract.reads import Raw, on_or_after_filter, valid_pages
 from hubspot_ledger.hooks.hubspot import HubSpotHook
 from hubspot_ledger.hooks.ledger import LedgerHook
@@ -47,25 +49,29 @@ def _deal(raw: Raw, currency: str) -> HubSpotDeal | None:
                        currency=deal.currency_code or currency, amount=amount)
 
 
-def _pages(hook: HubSpotHook, integration: Integration) -> Iterator[list[Raw]]:
+def _pages(hook: HubSpotHook, integration: Integration, won: frozenset[str]
+           ) -> Iterator[list[Raw]]:
     yield from valid_pages(hook.search_pages(
-        "deals", [{"propertyName": "dealstage", "operator": "EQ", "value": CLOSED_WON}],
-        PROPERTIES, any_of=on_or_after_filter("closedate", integration.cutoff_date)))
+        "deals", [stage_filter(won)], PROPERTIES,
+        any_of=on_or_after_filter("closedate", integration.cutoff_date)))
 
 
 def closed_won_deals(integration: Integration, *, ledger: LedgerHook | None = None
                      ) -> list[HubSpotDeal]:
-    """Every closed-won deal of the integration's portal on or after its cutoff."""
+    """Every deal of the integration's portal in a stage its `won_stages` setting counts as
+    won (issue 14), closed on or after its cutoff: what the sync imports."""
     if not integration.remote_id:
         raise NotConnected(f"Integration {integration.id} is not connected to HubSpot yet: "
                            "connect it to reconcile")
     ledger = ledger or LedgerHook()
+    won_setting = ledger.settings.get(integration.id).won_stages
     limiter = ledger.rate_limiter(str(integration.remote_id))
     try:
         hook = HubSpotHook(token_source=IntegrationTokens(integration.id, ledger=ledger),
                            limiter=limiter)
+        won = resolve_won_stages(hook, won_setting)
         deals = [_deal(raw, integration.currency or "")
-                 for page in _pages(hook, integration) for raw in page]
+                 for page in _pages(hook, integration, won) for raw in page]
     finally:
         limiter.close()
     return [d for d in deals if d is not None]

@@ -128,8 +128,13 @@ def phase_targets(phase: PhaseResult, f: Figures) -> list[Target]:
 
 
 def parse_target(parse: dict[str, Any]) -> Target:
-    seconds = float(parse["dagbag"]["file_first_s"])
-    error = parse["dagbag"].get("error")  # e.g. Airflow's 30 s import time-out
+    """A whole parse of `dags/` as the DAG processor does it, files side by side (reports of
+    a single DAG file have no cycle figure: the file's own time is the cycle)."""
+    bag = parse["dagbag"]
+    seconds = float(bag.get("cycle_first_s", bag["file_first_s"]))
+    error = bag.get("error")  # e.g. Airflow's 30 s import time-out
+    how = (f" ({bag['files']} files, {bag['parsing_processes']} at a time; longest file "
+           f"{bag['largest_file_first_s']:.2f} s)" if "files" in bag else "")
     return Target("parse", f"DAG-file parse with {parse['integrations']:,} integrations ≤ 2 s",
-                  f"{seconds:.2f} s" + (f", failed: {error}" if error else ""),
+                  f"{seconds:.2f} s{how}" + (f", failed: {error}" if error else ""),
                   seconds <= 2.0 and not error)
