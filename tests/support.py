@@ -1,12 +1,19 @@
 """What many test modules share: the deployment's HubSpot app pointing at a sandbox, and a
 fixed token. (Fixtures built on these are in tests/conftest.py: `sandbox_server`, `sandbox`.)
 
+The suite runs at the hook's default HubSpot API version (`hubspot_default` without an
+`api_version` extra), or at the one `HUBSPOT_API_VERSION` names (`HUBSPOT_API_VERSION=v3
+pytest …`; `make test` runs the sync end-to-end tests once more at v3). A test asserting
+on the paths HubSpot received compares them with `hubspot_paths()`, the paths of that version;
+the sandbox's endpoint names are the same at every version.
+
 Importable as `support` (pytest puts tests/ on the path, pyproject `pythonpath`).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -17,11 +24,37 @@ import requests
 from cryptography.fernet import Fernet
 
 from hubspot_ledger.crypto import KEYS_ENV
+from hubspot_ledger.hooks.hubspot_paths import ApiPaths, api_paths
 from hubspot_ledger_tools.sandbox.testing import SandboxServer
 from hubspot_ledger_tools.sandbox.timefmt import parse_time
 
 HUBSPOT_CONN_ENV = "AIRFLOW_CONN_HUBSPOT_DEFAULT"
+API_VERSION_ENV = "HUBSPOT_API_VERSION"
 T = TypeVar("T")
+
+
+def api_version_extra() -> dict[str, str]:
+    """The `api_version` extra of the suite's `hubspot_default`: none (the hook's default)
+    unless HUBSPOT_API_VERSION names one."""
+    version = os.environ.get(API_VERSION_ENV, "").strip()
+    return {"api_version": version} if version else {}
+
+
+def hubspot_paths() -> ApiPaths:
+    """The HubSpot paths the suite's hooks call (its API version's)."""
+    return api_paths(api_version_extra().get("api_version"))
+
+
+def check_api_version(sb: SandboxServer) -> None:
+    """Every HubSpot API call in the sandbox's log went to the suite's API version: the dated
+    paths, or with v3 the legacy /crm/v3, /crm/v4, /oauth/v3 ones (the deal pipelines, which
+    have no dated path, aside). What makes a pass at a version a pass at that version."""
+    paths = hubspot_paths()
+    family = {paths.version} if paths.dated else {"v3", "v4"}
+    elsewhere = sorted({f"{c['method']} {c['path']}" for c in sb.requests()
+                        if c["api_version"] is not None and c["api_version"] not in family
+                        and not c["endpoint"].startswith("GET /crm/v3/pipelines/")})
+    assert elsewhere == [], f"calls outside API version {paths.version}: {elsewhere}"
 
 
 def wait_until(condition: Callable[[], T], *, timeout: float = 30.0, what: str = "",
@@ -44,7 +77,7 @@ def hubspot_connection(sb: SandboxServer, **overrides: Any) -> str:
     host) replaces the connection's field.
     """
     extra = {"redirect_uri": overrides.pop("redirect_uri", sb.redirect_uri),
-             "authorize_url": f"{sb.url}/oauth/authorize"}
+             "authorize_url": f"{sb.url}/oauth/authorize", **api_version_extra()}
     if "scopes" in overrides:
         extra["scopes"] = overrides.pop("scopes")
     return json.dumps({"conn_type": "http", "host": sb.url, "login": sb.client_id,

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 from psycopg import sql
+from support import api_version_extra
 
 from hubspot_ledger_tools.sandbox.testing import SandboxServer
 
@@ -41,4 +42,5 @@ def hubspot_connection(sb: SandboxServer) -> str:
     return json.dumps({
         "conn_type": "http", "host": sb.url, "login": sb.client_id,
         "password": sb.client_secret,
-        "extra": {"redirect_uri": sb.redirect_uri, "authorize_url": f"{sb.url}/oauth/authorize"}})
+        "extra": {"redirect_uri": sb.redirect_uri, "authorize_url": f"{sb.url}/oauth/authorize",
+                  **api_version_extra()}})

@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 import requests
+from support import hubspot_paths
 
 from hubspot_ledger.connect import auth_url, complete_connection
 from hubspot_ledger.errors import ConnectFailed, InvalidInput
@@ -82,15 +83,19 @@ def test_r_auth_3_code_exchange_through_the_consent_redirect_stores_encrypted_to
     assert row["expires_in"] == 1800  # the seconds HubSpot returned
     assert before <= row["token_created_at"] <= dt.datetime.now(dt.UTC)
 
-    # The v3 token endpoint, every parameter in the form body: the query string is empty (the
-    # sandbox refuses v3 parameters there, and answers 400 when one is missing from the body).
-    # The granted scopes come from HubSpot's introspection endpoint (issue 13).
+    # The token endpoint of the deployment's API version (2026-03 by default, v3 with
+    # api_version v3), every parameter in the form body: the query string is empty (the
+    # sandbox refuses such parameters there, and answers 400 when one is missing from the
+    # body). The granted scopes come from HubSpot's introspection endpoint (issue 13).
     endpoints = [r["endpoint"] for r in env.sandbox.requests()]
     assert endpoints == ["GET /oauth/authorize", "POST /oauth/v3/token",
                          "GET /account-info/v3/details", "POST /oauth/v3/token/introspect"]
+    paths = hubspot_paths()
+    assert [r["path"] for r in env.sandbox.requests()][1:] == [
+        paths.token, paths.account_details, paths.introspect]
     exchange = env.token_requests()
     assert [(r["path"], r["grant_type"], r["query"], r["status"]) for r in exchange] == [
-        ("/oauth/v3/token", "authorization_code", {}, 200)]
+        (paths.token, "authorization_code", {}, 200)]
 
     access, refresh = env.tokens(integration_id)
     assert {access, refresh} <= env.issued_tokens()  # what the sandbox handed out
@@ -187,7 +192,7 @@ def test_r_auth_5_denied_consent_brings_no_code_and_stores_nothing(env: ConnectE
 @pytest.mark.parametrize(("fault", "message"), [
     ({"endpoint": "POST /oauth/v3/token", "status": 503}, "try again later"),
     ({"endpoint": "GET /account-info/v3/details", "status": 500},
-     "HubSpot did not answer GET /account-info/v3/details after 4 attempts"),
+     f"HubSpot did not answer GET {hubspot_paths().account_details} after 4 attempts"),
 ], ids=["token-endpoint-down", "account-details-fail-after-exchange"])
 def test_r_auth_5_hubspot_failing_mid_connect_sets_error_and_stores_nothing(
         env: ConnectEnv, fault: dict[str, Any], message: str) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 import requests
-from support import StaticToken
+from support import StaticToken, api_version_extra
 
 from hubspot_ledger.hooks.hubspot import HubSpotHook
 from hubspot_ledger.hooks.ledger import LedgerHook
@@ -40,7 +40,7 @@ def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[SandboxServer]:
                        search_rate=3) as sb:
         monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", json.dumps(
             {"conn_type": "http", "host": sb.url, "login": sb.client_id,
-             "password": sb.client_secret}))
+             "password": sb.client_secret, "extra": api_version_extra()}))
         yield sb
 
 

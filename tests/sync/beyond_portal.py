@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 import psycopg
 import pytest
-from support import use_sandbox_app
+from support import check_api_version, use_sandbox_app
 
 from hubspot_ledger.hooks.ledger import LedgerHook
 from hubspot_ledger_tools.sandbox.testing import SandboxServer
@@ -134,5 +134,7 @@ def beyond_portal(ledger_db: str) -> Iterator[Portal]:
         conn.execute("INSERT INTO ledger.customers (organization_id, name, customer_type, email)"
                      " VALUES (%s, %s, 'individual', %s)", [org, *KNOWN_CUSTOMER])
         connect(sb, integration_id)
+        check_api_version(sb)
         sb.clear_requests()
         yield Portal(sandbox=sb, ledger=conn, integration_id=integration_id)
+        check_api_version(sb)

@@ -7,7 +7,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from support import use_sandbox_app
+from support import check_api_version, use_sandbox_app
 
 from hubspot_ledger.hooks.ledger import LedgerHook
 from hubspot_ledger_tools.sandbox.testing import SandboxServer
@@ -28,5 +28,7 @@ def portal(ledger_db: str, airflow_home: Any) -> Iterator[Portal]:
         conn.execute("INSERT INTO ledger.accounting_periods (company_id, start_date, end_date, "
                      "locked) VALUES (%s, %s, %s, true)", [company_id, *LOCKED])
         connect(sb, integration_id)
+        check_api_version(sb)
         sb.clear_requests()
         yield Portal(sandbox=sb, ledger=conn, integration_id=integration_id)
+        check_api_version(sb)

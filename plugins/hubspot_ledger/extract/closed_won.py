@@ -27,7 +27,6 @@ from hubspot_ledger.load.records import WON_ALL_PIPELINES, WON_CLOSEDWON, Remote
 from hubspot_ledger.maps import hubspot_properties
 
 DEFAULT_WON = frozenset({CLOSED_WON})
-PIPELINES_PATH = "/crm/v3/pipelines/deals"
 
 
 def closed_won_deals(hook: HubSpotHook, cutoff: dt.date, window: Window | None = None,
@@ -109,7 +108,7 @@ def _stages(pipeline: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 def deal_pipelines(hook: HubSpotHook) -> list[Mapping[str, Any]]:
     """HubSpot's deal pipelines with their stages (one request)."""
-    results = hook.request("GET", PIPELINES_PATH).get("results")
+    results = hook.request("GET", hook.paths.pipelines("deals")).get("results")
     return [p for p in results or () if isinstance(p, Mapping)]
 
 

@@ -82,18 +82,26 @@ from hubspot_ledger.hooks.hubspot_oauth import (
     TokenInfo,
     _scopes,
 )
+from hubspot_ledger.hooks.hubspot_paths import (
+    API_VERSIONS,
+    DEFAULT_API_VERSION,
+    ApiPaths,
+    UnknownApiVersion,
+    api_paths,
+)
 from hubspot_ledger.ratelimit import DailyBudgetSpent
 
 __all__ = [
-    "ACCOUNT_DETAILS_PATH", "APP_REFUSED", "ASSOCIATION_BATCH", "BACKOFF", "BATCH_READ",
-    "DAILY_MARGIN", "DEFAULT_API_BASE", "DEFAULT_AUTHORIZE_URL", "DEFAULT_SCOPES",
-    "INTROSPECT_PATH", "LIST_PAGE", "MAX_ATTEMPTS", "OAUTH_ATTEMPTS", "OAUTH_BACKOFF",
-    "RESPONSE_DEADLINE", "RETRY_AFTER_CAP", "REVOKED_MESSAGE", "SEARCH_CAP", "SEARCH_PAGE",
-    "TIMEOUT", "TOKEN_PATH", "AccountDetails", "Association", "HubSpotAppRejected",
-    "HubSpotAuthError", "HubSpotBudgetExhausted", "HubSpotError", "HubSpotHook",
-    "HubSpotMalformedResponse", "HubSpotRefreshTokenRevoked", "HubSpotTemporaryError",
-    "OAuthApp", "RateLimiter", "ResponseDeadlineExceeded", "TokenGrant", "TokenInfo",
-    "TokenSource", "response_deadline", "retry_after_cap", "retry_after_seconds",
+    "ACCOUNT_DETAILS_PATH", "API_VERSIONS", "APP_REFUSED", "ASSOCIATION_BATCH", "BACKOFF",
+    "BATCH_READ", "DAILY_MARGIN", "DEFAULT_API_BASE", "DEFAULT_API_VERSION",
+    "DEFAULT_AUTHORIZE_URL", "DEFAULT_SCOPES", "INTROSPECT_PATH", "LIST_PAGE", "MAX_ATTEMPTS",
+    "OAUTH_ATTEMPTS", "OAUTH_BACKOFF", "RESPONSE_DEADLINE", "RETRY_AFTER_CAP", "REVOKED_MESSAGE",
+    "SEARCH_CAP", "SEARCH_PAGE", "TIMEOUT", "TOKEN_PATH", "AccountDetails", "ApiPaths",
+    "Association", "HubSpotAppRejected", "HubSpotAuthError", "HubSpotBudgetExhausted",
+    "HubSpotError", "HubSpotHook", "HubSpotMalformedResponse", "HubSpotRefreshTokenRevoked",
+    "HubSpotTemporaryError", "OAuthApp", "RateLimiter", "ResponseDeadlineExceeded", "TokenGrant",
+    "TokenInfo", "TokenSource", "UnknownApiVersion", "response_deadline", "retry_after_cap",
+    "retry_after_seconds",
 ]
 
 log = logging.getLogger(__name__)
@@ -131,9 +139,13 @@ class HubSpotHook(HubSpotOAuth, HubSpotCrmReads, BaseHook):
 
     def __init__(self, hubspot_conn_id: str = default_conn_name,
                  token_source: TokenSource | None = None,
-                 limiter: RateLimiter | None = None) -> None:
+                 limiter: RateLimiter | None = None, *,
+                 api_version: str | None = None) -> None:
         super().__init__()
         self.hubspot_conn_id = hubspot_conn_id
+        # Given here (checked now), else the connection's `api_version` extra, checked as the
+        # connection is read, before any request (hubspot_paths).
+        self._api_paths = api_paths(api_version) if api_version is not None else None
         self.token_source = token_source
         self.limiter = limiter
         self._sent = itertools.count(1)  # next() is atomic under the GIL: threads share it
@@ -164,7 +176,13 @@ class HubSpotHook(HubSpotOAuth, HubSpotCrmReads, BaseHook):
                         client_secret=conn.password or "",
                         redirect_uri=str(extra.get("redirect_uri") or ""),
                         scopes=_scopes(extra.get("scopes")),
-                        authorize_url=str(extra.get("authorize_url") or DEFAULT_AUTHORIZE_URL))
+                        authorize_url=str(extra.get("authorize_url") or DEFAULT_AUTHORIZE_URL),
+                        paths=self._api_paths or api_paths(extra.get("api_version")))
+
+    @property
+    def paths(self) -> ApiPaths:
+        """The paths of the deployment's HubSpot API version (hubspot_paths)."""
+        return self._api_paths or self.app.paths
 
     @property
     def session(self) -> requests.Session:

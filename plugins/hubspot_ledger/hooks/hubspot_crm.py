@@ -1,6 +1,7 @@
 """HubSpot's CRM reads (hubspot-api.md §2): list and search paging, batch reads by id, v4 batch
-associations. `HubSpotCrmReads` is the part of `HubSpotHook` that pages; each generator yields
-pages (lists of raw records) in HubSpot's order.
+associations, at the deployment's API version (`paths`, hubspot_paths.py). `HubSpotCrmReads`
+is the part of `HubSpotHook` that pages; each generator yields pages (lists of raw records) in
+HubSpot's order.
 
 Several requests are in flight at once (issue 12): at HubSpot's 100–300 ms per answer one at a
 time would use a third of the portal's budget. The batches of one call and the pages of one
@@ -19,6 +20,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
+
+from hubspot_ledger.hooks.hubspot_paths import ApiPaths
 
 log = logging.getLogger("hubspot_ledger.hooks.hubspot")
 
@@ -60,6 +63,10 @@ class HubSpotCrmReads:
 
     def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
                 json_body: dict[str, Any] | None = None) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @property
+    def paths(self) -> ApiPaths:
         raise NotImplementedError
 
     # -- requests in flight ------------------------------------------------------------------
@@ -107,12 +114,12 @@ class HubSpotCrmReads:
 
     def list_pages(self, object_type: str, properties: Sequence[str],
                    archived: bool = False) -> Iterator[list[Raw]]:
-        """Every record of a type, by cursor paging (`GET /crm/v3/objects/{type}`): one page
+        """Every record of a type, by cursor paging (`GET …/objects/{type}`): one page
         at a time, since each cursor comes with the page before it."""
         params: dict[str, Any] = {"limit": LIST_PAGE, "properties": ",".join(properties),
                                   "archived": str(archived).lower()}
         while True:
-            body = self.request("GET", f"/crm/v3/objects/{object_type}", params=params)
+            body = self.request("GET", self.paths.objects(object_type), params=params)
             yield list(body.get("results", []))
             after = (body.get("paging") or {}).get("next", {}).get("after")
             if not after:
@@ -154,7 +161,7 @@ class HubSpotCrmReads:
 
     def _search_page(self, object_type: str, groups: list[dict[str, Any]],
                      properties: list[str], after: int) -> dict[str, Any]:
-        return self.request("POST", f"/crm/v3/objects/{object_type}/search", json_body={
+        return self.request("POST", self.paths.search(object_type), json_body={
             "filterGroups": groups,
             "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
             "properties": properties, "limit": SEARCH_PAGE, "after": str(after)})
@@ -187,7 +194,7 @@ class HubSpotCrmReads:
         """Records by id, 100 per request. Ids HubSpot does not know are logged and left out.
         `archived=True` reads records in HubSpot's recycle bin instead of live ones."""
         params = {"archived": "true"} if archived else None
-        calls = (partial(self.request, "POST", f"/crm/v3/objects/{object_type}/batch/read",
+        calls = (partial(self.request, "POST", self.paths.batch_read(object_type),
                          params=params, json_body={"inputs": [{"id": i} for i in chunk],
                                                    "properties": list(properties)})
                  for chunk in _chunks(ids, BATCH_READ))
@@ -203,7 +210,7 @@ class HubSpotCrmReads:
         """`from id → [associations]` (v4 batch read, 1,000 ids per request, every page)."""
         found: dict[str, list[Association]] = {str(i): [] for i in ids}
         pending = [{"id": str(i)} for i in ids]
-        path = f"/crm/v4/associations/{from_type}/{to_type}/batch/read"
+        path = self.paths.associations_batch_read(from_type, to_type)
         while pending:
             next_round: list[dict[str, str]] = []
             calls = (partial(self.request, "POST", path, json_body={"inputs": list(chunk)})

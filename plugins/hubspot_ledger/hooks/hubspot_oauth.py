@@ -32,13 +32,14 @@ from hubspot_ledger.hooks.hubspot_http import (
     _Transient,
     _wait_retry_after_or,
 )
+from hubspot_ledger.hooks.hubspot_paths import ApiPaths, api_paths
 
 DEFAULT_API_BASE = "https://api.hubapi.com"
 DEFAULT_AUTHORIZE_URL = "https://app.hubspot.com/oauth/authorize"
-# The v1 token endpoint is sunset on 2027-02-16; v3 takes every parameter in the form body.
-TOKEN_PATH = "/oauth/v3/token"  # noqa: S105 - a path, not a secret
-INTROSPECT_PATH = "/oauth/v3/token/introspect"
-ACCOUNT_DETAILS_PATH = "/account-info/v3/details"
+# The paths of the default API version (the hook calls those of its connection's version).
+TOKEN_PATH = api_paths().token
+INTROSPECT_PATH = api_paths().introspect
+ACCOUNT_DETAILS_PATH = api_paths().account_details
 DEFAULT_SCOPES = ("oauth", "crm.objects.deals.read", "crm.objects.companies.read",
                   "crm.objects.line_items.read", "crm.objects.products.read",
                   "crm.objects.invoices.read")
@@ -53,9 +54,11 @@ class OAuthApp:
     redirect_uri: str
     scopes: tuple[str, ...]
     authorize_url: str
+    paths: ApiPaths = api_paths()  # the API version's paths (extra `api_version`)
 
     def __repr__(self) -> str:  # the secret must never reach a log line
-        return f"OAuthApp(api_base={self.api_base!r}, client_id={self.client_id!r}, ...)"
+        return (f"OAuthApp(api_base={self.api_base!r}, client_id={self.client_id!r}, "
+                f"api_version={self.paths.version!r}, ...)")
 
 
 @dataclass(frozen=True)
@@ -217,10 +220,10 @@ def _token_grant(response: requests.Response) -> TokenGrant:
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 
-def _account_details(response: requests.Response) -> AccountDetails:
+def _account_details(response: requests.Response, path: str) -> AccountDetails:
     """Account details (hubspot-api.md §1.5), checked: a portal id is a must; a currency, when
     given, must be an ISO code (the ledger stores nothing else)."""
-    what = f"HubSpot's account details ({ACCOUNT_DETAILS_PATH})"
+    what = f"HubSpot's account details ({path})"
     data = _json_object(response, what)
     portal_id = _positive_int(data.get("portalId"))
     if portal_id is None:
@@ -325,7 +328,7 @@ class HubSpotOAuth:
     def _token_request(self, form: dict[str, str]) -> TokenGrant:
         app = self.app
         body = {**form, "client_id": app.client_id, "client_secret": app.client_secret}
-        response = self._oauth_call("POST", TOKEN_PATH, form=body)
+        response = self._oauth_call("POST", app.paths.token, form=body)
         if response.status_code != 200:
             raise _oauth_error(response, form.get("grant_type"))
         return _token_grant(response)
@@ -354,7 +357,7 @@ class HubSpotOAuth:
         """What HubSpot says about an access token, notably the scopes granted to it: the token
         endpoint's own answer need not list them (hubspot-api.md §1.4)."""
         app = self.app
-        response = self._oauth_call("POST", INTROSPECT_PATH, form={
+        response = self._oauth_call("POST", app.paths.introspect, form={
             "client_id": app.client_id, "client_secret": app.client_secret,
             "token": access_token, "token_type_hint": "access_token"})
         if response.status_code != 200:
@@ -362,9 +365,10 @@ class HubSpotOAuth:
         return _token_info(response)
 
     def account_details(self, access_token: str) -> AccountDetails:
-        response = self._oauth_call("GET", ACCOUNT_DETAILS_PATH, access_token=access_token)
+        path = self.app.paths.account_details
+        response = self._oauth_call("GET", path, access_token=access_token)
         if response.status_code != 200:
-            raise HubSpotError(f"HubSpot refused GET {ACCOUNT_DETAILS_PATH} "
+            raise HubSpotError(f"HubSpot refused GET {path} "
                                f"({response.status_code}): {_error_message(response)}",
                                status=response.status_code)
-        return _account_details(response)
+        return _account_details(response, path)

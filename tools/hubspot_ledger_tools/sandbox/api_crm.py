@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
+from starlette.datastructures import URL
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -97,9 +98,15 @@ async def list_objects(request: Request, object_type: str) -> Response:
         results = [_rendered(portal, table, r, names, history, assoc) for r in records]
     body: dict[str, Any] = {"results": results}
     if next_after is not None:
-        link = str(request.url.include_query_params(after=str(next_after)))
+        link = str(_as_sent(request).include_query_params(after=str(next_after)))
         body["paging"] = {"next": {"after": str(next_after), "link": link}}
     return JSONResponse(body)
+
+
+def _as_sent(request: Request) -> URL:
+    """The URL as the client sent it: a dated call's paging link stays in its family."""
+    sent = getattr(request.state, "path_sent", None)
+    return request.url.replace(path=sent) if sent else request.url
 
 
 def _not_found(request: Request, object_id: str) -> JSONResponse:

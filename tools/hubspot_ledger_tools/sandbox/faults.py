@@ -31,7 +31,10 @@ class FaultRule:
     id: str
     action: str
     method: str | None = None
-    path: str | None = None  # glob on the request path, e.g. "/crm/v3/objects/deals*"
+    # Glob on the request path, e.g. "/crm/v3/objects/deals*": a dated call matches it by the
+    # path it was sent to or by that path's legacy spelling (routing.py), so a rule written for
+    # either family holds at both.
+    path: str | None = None
     endpoint: str | None = None  # glob on the endpoint name, e.g. "POST */search"
     object_type: str | None = None
     portal_id: int | None = None
@@ -52,7 +55,8 @@ class FaultRule:
 
     def matches(self, method: str, route: Route, portal_id: int | None) -> bool:
         return ((self.method is None or self.method.upper() == method)
-                and (self.path is None or fnmatch.fnmatchcase(route.path, self.path))
+                and (self.path is None or fnmatch.fnmatchcase(route.path, self.path)
+                     or fnmatch.fnmatchcase(route.canonical, self.path))
                 and (self.endpoint is None or fnmatch.fnmatchcase(route.endpoint,
                                                                   self.endpoint))
                 and (self.object_type is None or self.object_type == route.object_type)

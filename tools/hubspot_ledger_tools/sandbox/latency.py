@@ -19,14 +19,16 @@ import threading
 from collections import defaultdict
 from collections.abc import Mapping
 
-# Median milliseconds per endpoint class: HubSpot-like (issue 12).
+# Median milliseconds per endpoint class: HubSpot-like (issue 12). Classes are read from the
+# version-neutral endpoint names (routing.py), so a dated call (`/crm/objects/2026-03/…`) has
+# its legacy twin's class.
 MEDIANS_MS: Mapping[str, float] = {
-    "token": 100.0,  # POST /oauth/v3/token
+    "token": 100.0,  # POST /oauth/v3/token (or /oauth/2026-03/token)
     "account": 100.0,  # token introspection, account details, other OAuth metadata
     "list": 120.0,  # GET /crm/v3/objects/{type} (and by id)
     "batch": 120.0,  # POST /crm/v3/objects/{type}/batch/read
     "search": 250.0,  # POST /crm/v3/objects/{type}/search
-    "associations": 150.0,  # v4 associations
+    "associations": 150.0,  # v4 (or dated) associations
 }
 TAIL = 4.0  # p99 / median
 _Z99 = 2.3263478740408408  # the standard normal's 99th percentile

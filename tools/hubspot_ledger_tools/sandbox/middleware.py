@@ -51,11 +51,13 @@ class SandboxMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path = canonical_path(scope["path"])
-        if path != scope["path"]:
-            scope = {**scope, "path": path, "raw_path": path.encode()}
+        sent = scope["path"]
         method = scope["method"]
-        route = classify(method, path)
+        route = classify(method, sent)
+        path = canonical_path(sent)  # a dated CRM call goes to its legacy handler
+        if path != sent:
+            scope = {**scope, "path": path, "raw_path": path.encode(),
+                     "state": {**scope.get("state", {}), "path_sent": sent}}
         if route.kind == "admin":
             await self.app(scope, receive, send)
             return
@@ -78,7 +80,8 @@ class SandboxMiddleware:
                 portal_id = _int(dict(query).get("portal_id")) or sb.default_portal_id
             entry = sb.log.start(method=method, path=route.path, query=masked_query(query),
                                  endpoint=route.endpoint, object_type=route.object_type,
-                                 to_object_type=route.to_object_type, portal_id=portal_id)
+                                 to_object_type=route.to_object_type, portal_id=portal_id,
+                                 api_version=route.api_version)
             fired = [rule for rule in sb.faults
                      if rule.matches(method, route, portal_id) and rule.count_and_check()]
         extra_headers: list[tuple[bytes, bytes]] = [
