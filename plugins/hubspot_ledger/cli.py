@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, NoReturn
 from hubspot_ledger.config import apply_airflow_env_defaults
 from hubspot_ledger.display import display_safe
 from hubspot_ledger.errors import UserFacingError
-from hubspot_ledger.load.records import IntegrationError, IntegrationSettings
+from hubspot_ledger.load.records import IntegrationError, IntegrationSettings, ProblemCause
 
 if TYPE_CHECKING:
     from hubspot_ledger.books import BooksResult
@@ -150,8 +150,17 @@ def error_line(error: IntegrationError, *, history: bool = False) -> str:
     if history:
         state = ("open      " if error.is_open else
                  "warning   " if error.severity == "warning" else "resolved  ")
+    retried = ""
+    if error.is_open and error.severity == "error":
+        retried = f"[{retry_label(error.cause)}] "
     return (f"{when:%Y-%m-%d %H:%M:%S}Z  {state}{display_safe(what):<24} "
-            f"{display_safe(error.message)}")
+            f"{retried}{display_safe(error.message)}")
+
+
+def retry_label(cause: str | None) -> str:
+    """When an open problem's record is read again (issue 12): when HubSpot changes it (the
+    fix lies in the record or its lines), or every run (the ledger, settings, a product)."""
+    return "on change" if cause == ProblemCause.HUBSPOT else "every run"
 
 
 def cmd_sync(args: argparse.Namespace) -> None:

@@ -15,6 +15,7 @@ from hubspot_ledger.load.records import (
     CustomerType,
     IntegrationStatus,
     ItemType,
+    ProblemCause,
     Provider,
     RecognitionStrategy,
     RemoteType,
@@ -96,6 +97,7 @@ VOCABULARIES: list[tuple[str, str, type[StrEnum]]] = [
     ("sync_runs", "status", SyncRunStatus),
     ("integration_records", "remote_type", RemoteType),
     ("integration_errors", "remote_type", RemoteType),
+    ("integration_errors", "cause", ProblemCause),
 ]
 
 

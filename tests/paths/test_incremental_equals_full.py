@@ -19,7 +19,8 @@ full sync, and the two ledgers are compared by HubSpot ids (never by ledger ids)
   archived, R-PROD-5): the ones B's documents use compare exactly through the documents, and
   A's extra items are products HubSpot has archived;
 * the open problems (integration_errors with resolved_at NULL) are the same records with the
-  same messages (R-SYNC-6; DESIGN "what a run reads": every open problem is retried by id);
+  same messages (R-SYNC-6; DESIGN "what a run reads": a record that fails for its own data or
+  its lines is retried when HubSpot changes them, or deletes one of its lines; issue 12);
 * one difference is allowed, explicitly (`KEEP_LAST_GOOD_DRAFT`): a deal or invoice A imported
   that now fails to import (all its lines went or are zero, R-DEAL-7; its close date was
   removed) keeps A's last imported draft, while B, which never imported it, has none; both

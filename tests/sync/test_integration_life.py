@@ -162,8 +162,8 @@ def test_an_integrations_second_week_lands_like_a_fresh_full_sync(life: Life) ->
     assert D_LOCKED not in life.open_problems()
     life.assert_equals_a_fresh_full_sync()
 
-    # 5. A bad deal fixed in HubSpot: the line gets its product (retried by id every run, even
-    # though the deal itself did not change).
+    # 5. A bad deal fixed in HubSpot: the line gets its product. The deal itself did not
+    # change; the changed line leads the run back to it (issue 12).
     life.sandbox.upsert("line_items", {"hs_product_id": P_GOODS}, id=line_id("no_product"))
     life.run()
     assert life.status("deal", D_NO_PRODUCT) == "draft"

@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Self, overload
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
-from hubspot_ledger.load.records import RemoteType
+from hubspot_ledger.load.records import ProblemCause, RemoteType
 
 # --- outcomes of mapping one record -------------------------------------------------------------
 
@@ -36,15 +36,22 @@ CLOSED_WON = "closedwon"
 
 class MappingError(Exception):
     """A HubSpot record cannot become a ledger record. It goes to the errors log as one line
-    (`message`) against `remote_type`/`remote_id`, counted as failed; the sync goes on."""
+    (`message`) against `remote_type`/`remote_id`, counted as failed; the sync goes on.
+
+    `cause` says where the fix lies (ProblemCause): by default in the record's own data or its
+    line items, so the record is retried when HubSpot changes them; an error that depends on
+    something else (a product's data, the portal's currency) says LEDGER and is retried every
+    run."""
 
     skipped: ClassVar[bool] = False
 
-    def __init__(self, remote_type: RemoteType, remote_id: str, message: str) -> None:
+    def __init__(self, remote_type: RemoteType, remote_id: str, message: str, *,
+                 cause: ProblemCause = ProblemCause.HUBSPOT) -> None:
         super().__init__(message)
         self.remote_type = remote_type
         self.remote_id = remote_id
         self.message = message
+        self.cause = cause
 
 
 class SkipRecord(MappingError):

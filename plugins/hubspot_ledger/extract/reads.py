@@ -190,15 +190,19 @@ def changed_companies(hook: HubSpotHook, window: Window) -> Iterator[list[Raw]]:
                                              hubspot_properties(RemoteType.COMPANY)))
 
 
-def owners_of_changed_lines(hook: HubSpotHook, owner_type: RemoteType, window: Window
-                            ) -> set[str]:
-    """Deals or invoices whose line items changed in `window`: editing a line does not
-    always touch its deal's modified date, and an incremental run must not miss it."""
-    line_ids = [str(raw["id"]) for page in hook.search_pages(
+def changed_line_ids(hook: HubSpotHook, window: Window) -> list[str]:
+    """Line items HubSpot changed in `window`: editing a line does not touch its deal's or
+    invoice's modified date, and an incremental run must not miss it."""
+    return [str(raw["id"]) for page in hook.search_pages(
         "line_items", modified_in(window), ["hs_object_id"]) for raw in page]
+
+
+def owners_of_lines(hook: HubSpotHook, owner_type: RemoteType, line_ids: Sequence[str]
+                    ) -> set[str]:
+    """The deals or invoices these line items belong to (v4 batch associations)."""
     if not line_ids:
         return set()
-    links = hook.batch_associations("line_items", _object_path(owner_type), line_ids)
+    links = hook.batch_associations("line_items", _object_path(owner_type), list(line_ids))
     return {a.to_id for found in links.values() for a in found}
 
 

@@ -1,10 +1,16 @@
 """The integration errors log as a list of open problems (issue 10, DESIGN data contract).
 
-An entry about a record stays open (`resolved_at` NULL) while that record still fails: every run
-retries the records with open entries, a record that imports (or stops qualifying) resolves
+An entry about a record stays open (`resolved_at` NULL) while that record still fails: runs
+retry the records with open entries, a record that imports (or stops qualifying) resolves
 them, and a record that fails again with the same message keeps its one open entry (its
 `last_seen_at` and run move) instead of adding a line per run. A different message supersedes
 the old entry. Warnings are information, not problems: they are written already settled.
+
+When a record is retried depends on its entry's `cause` (issue 12, migration 0019): one whose
+fix lies in the HubSpot record itself or its line items (`hubspot`) is read again when HubSpot
+changes them — the incremental read finds the record, or a line of it, modified; a deleted line
+leads back to it through `line_ids` — and by every full read; any other (`ledger`, or no cause:
+entries older than 0019) is read again by id every run.
 
 Knows nothing about HubSpot: entries name records by remote type and id.
 """
@@ -16,6 +22,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
+
+from hubspot_ledger.load.records import ProblemCause
+
+# The entry's line ids from a row of the unnest below (a JSON array of strings; none: NULL).
+_LINE_IDS = ("NULLIF(ARRAY(SELECT jsonb_array_elements_text(n.lines)), '{}'::text[])")
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +36,11 @@ class Problem:
     remote_id: str | None
     message: str
     warning: bool = False
+    # Where the fix lies (ProblemCause's words); retried every run unless it is "hubspot".
+    cause: str = ProblemCause.LEDGER.value
+    # A deal's or invoice's line items when it failed: deleting one of them in HubSpot leaves
+    # the deal or invoice itself unmodified, so the line leads the next run back to it.
+    lines: tuple[str, ...] = ()
 
 
 def log_problems(conn: psycopg.Connection[Any], integration_id: int, run_id: int | None,
@@ -50,14 +67,19 @@ def _log_open(conn: psycopg.Connection[Any], integration_id: int, run_id: int | 
     types = [t for t, _ in keys]
     ids = [i for _, i in keys]
     messages = [latest[k].message for k in keys]
-    # The same problem again: keep its entry, note when it was last seen.
+    causes = [latest[k].cause for k in keys]
+    lines = [Jsonb(list(latest[k].lines)) for k in keys]
+    # The same problem again: keep its entry, note when it was last seen, and what it now
+    # waits for (an entry older than migration 0019 gets its cause here).
     seen = conn.execute(
-        "UPDATE ledger.integration_errors e SET last_seen_at = now(), sync_run_id = %s "
-        "FROM unnest(%s::text[], %s::text[], %s::text[]) AS n(remote_type, remote_id, message) "
+        "UPDATE ledger.integration_errors e SET last_seen_at = now(), sync_run_id = %s, "
+        "cause = n.cause, line_ids = " + _LINE_IDS + " "
+        "FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::jsonb[]) "
+        "AS n(remote_type, remote_id, message, cause, lines) "
         "WHERE e.integration_id = %s AND e.resolved_at IS NULL "
         "AND e.remote_type = n.remote_type AND e.remote_id = n.remote_id "
         "AND e.message = n.message RETURNING e.remote_type, e.remote_id",
-        [run_id, types, ids, messages, integration_id]).fetchall()
+        [run_id, types, ids, messages, causes, lines, integration_id]).fetchall()
     kept = {(str(t), str(i)) for t, i in seen}
     new = [k for k in keys if k not in kept]
     if not new:
@@ -67,8 +89,10 @@ def _log_open(conn: psycopg.Connection[Any], integration_id: int, run_id: int | 
     with conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO ledger.integration_errors (integration_id, sync_run_id, step, "
-            "remote_type, remote_id, message) VALUES (%s, %s, %s, %s, %s, %s)",
-            [(integration_id, run_id, step, t, i, latest[(t, i)].message) for t, i in new])
+            "remote_type, remote_id, message, cause, line_ids) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s::text[])",
+            [(integration_id, run_id, step, t, i, latest[(t, i)].message,
+              latest[(t, i)].cause, list(latest[(t, i)].lines) or None) for t, i in new])
 
 
 def resolve(conn: psycopg.Connection[Any], integration_id: int,
@@ -86,18 +110,43 @@ def resolve(conn: psycopg.Connection[Any], integration_id: int,
     return cursor.rowcount
 
 
-def open_ids(conn: psycopg.Connection[Any], integration_id: int, remote_type: str
-             ) -> list[str]:
-    """Records of one type that still fail: every run retries them by id."""
+def open_ids(conn: psycopg.Connection[Any], integration_id: int, remote_type: str, *,
+             every: bool = True) -> list[str]:
+    """Records of one type that still fail, to read again by id: all of them (`every`: a full
+    read, which must settle those it no longer finds), or those whose cause is not in the
+    HubSpot record itself (an incremental read finds the others when HubSpot changes them)."""
     rows = conn.execute(
         "SELECT DISTINCT remote_id FROM ledger.integration_errors WHERE integration_id = %s "
-        "AND remote_type = %s AND resolved_at IS NULL AND remote_id IS NOT NULL",
-        [integration_id, remote_type]).fetchall()
+        "AND remote_type = %s AND resolved_at IS NULL AND remote_id IS NOT NULL "
+        "AND (%s OR cause IS DISTINCT FROM %s)",
+        [integration_id, remote_type, every, ProblemCause.HUBSPOT.value]).fetchall()
     return sorted((str(r[0]) for r in rows), key=lambda i: (len(i), i))
+
+
+def owners_of_lines(conn: psycopg.Connection[Any], integration_id: int, remote_type: str,
+                    line_ids: Sequence[str]) -> set[str]:
+    """Deals or invoices with an open problem that had one of these line items when they
+    failed (the line deleted since: nothing else in HubSpot leads back to them)."""
+    if not line_ids:
+        return set()
+    rows = conn.execute(
+        "SELECT DISTINCT remote_id FROM ledger.integration_errors WHERE integration_id = %s "
+        "AND remote_type = %s AND resolved_at IS NULL AND line_ids && %s::text[]",
+        [integration_id, remote_type, list(line_ids)]).fetchall()
+    return {str(r[0]) for r in rows}
 
 
 def count_open(conn: psycopg.Connection[Any], integration_id: int) -> int:
     row = conn.execute(
         "SELECT count(*) FROM ledger.integration_errors WHERE integration_id = %s "
         "AND resolved_at IS NULL", [integration_id]).fetchone()
+    return int(row[0]) if row else 0
+
+
+def count_waiting(conn: psycopg.Connection[Any], integration_id: int) -> int:
+    """Open problems whose record is retried only when HubSpot changes it."""
+    row = conn.execute(
+        "SELECT count(*) FROM ledger.integration_errors WHERE integration_id = %s "
+        "AND resolved_at IS NULL AND cause = %s",
+        [integration_id, ProblemCause.HUBSPOT.value]).fetchone()
     return int(row[0]) if row else 0

@@ -93,6 +93,19 @@ class RemoteType(StrEnum):
     INVOICE = "invoice"
 
 
+class ProblemCause(StrEnum):
+    """Where an open problem's cause lies, which decides when the record is retried (issue 12;
+    migration 0019)."""
+
+    # The HubSpot record itself or its line items: only a change HubSpot reports (the record
+    # or a line modified or deleted) can fix it, and the incremental read finds that change.
+    HUBSPOT = "hubspot"
+    # Anything else — the ledger (a locked period, a SKU another item has, a refused row), the
+    # settings, or another HubSpot record it depends on (the product a line sells): read
+    # again by id every run. Entries without a cause (older than 0019) count as this.
+    LEDGER = "ledger"
+
+
 @dataclass(frozen=True, slots=True)
 class IntegrationSummary:
     """What the DAG factory needs to know about one integration to build its DAG.
@@ -208,6 +221,8 @@ class IntegrationError:
     resolved_at: dt.datetime | None = None
     severity: str = "error"
     last_seen_at: dt.datetime | None = None
+    # Open problems: where the cause lies (ProblemCause); None for warnings and older entries.
+    cause: str | None = None
 
     @property
     def is_open(self) -> bool:

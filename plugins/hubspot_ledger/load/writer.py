@@ -37,7 +37,7 @@ from hubspot_ledger.drafts import (
 )
 from hubspot_ledger.load import bulk
 from hubspot_ledger.load.problems import Problem, log_problems
-from hubspot_ledger.load.records import ContractStatus, CustomerType, RemoteType
+from hubspot_ledger.load.records import ContractStatus, CustomerType, ProblemCause, RemoteType
 
 log = logging.getLogger(__name__)
 D = TypeVar("D", ContractDraft, InvoiceDraft)
@@ -68,6 +68,9 @@ class Outcome:
     # The message is information (a document accountants own was left alone), not a problem
     # the record still has: it is logged as a settled warning, never retried.
     warning: bool = False
+    # Where a failure's cause lies (ProblemCause), which decides when the record is retried:
+    # the ledger's refusals are retried every run unless the record's own values are at fault.
+    cause: ProblemCause = ProblemCause.LEDGER
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,11 +89,12 @@ class Rejected(Exception):
     """A record the ledger must not take as it is; `change` says how it is counted."""
 
     def __init__(self, message: str, change: Change = Change.FAILED, *,
-                 warning: bool = False) -> None:
+                 warning: bool = False, cause: ProblemCause = ProblemCause.LEDGER) -> None:
         super().__init__(message)
         self.message = message
         self.change = change
         self.warning = warning
+        self.cause = cause
 
 
 class RecordWriter:
@@ -119,15 +123,20 @@ class RecordWriter:
                 outcome: Outcome = load()
                 return outcome
         except Rejected as exc:
-            return Outcome(exc.change, message=exc.message, warning=exc.warning)
+            return Outcome(exc.change, message=exc.message, warning=exc.warning,
+                           cause=exc.cause)
         except psycopg.errors.NumericValueOutOfRange:
+            # Only documents hold amounts: the record's own quantities and prices.
             return Outcome(Change.FAILED, message=f"{_label(remote_type, remote_id)}: an amount "
                            "is too large for the ledger; check the quantities and prices "
-                           "in HubSpot")
+                           "in HubSpot", cause=ProblemCause.HUBSPOT)
         except psycopg.DataError as exc:
+            # A product's or company's own values; a document's row may hold values of the
+            # customer or item created with it (another record), so it is retried every run.
             return Outcome(Change.FAILED, message=f"{_label(remote_type, remote_id)}: the "
                            f"ledger refused a value ({_first_line(exc)}); check the record "
-                           "in HubSpot")
+                           "in HubSpot", cause=ProblemCause.HUBSPOT if remote_type in (
+                               RemoteType.PRODUCT, RemoteType.COMPANY) else ProblemCause.LEDGER)
         except psycopg.IntegrityError as exc:
             return Outcome(Change.FAILED, message=f"{_label(remote_type, remote_id)}: the "
                            f"ledger refused the record ({_first_line(exc)})")
@@ -418,7 +427,7 @@ class LedgerWriter(RecordWriter):
                     check(draft)
             except Rejected as exc:
                 outcomes[draft.remote_id] = Outcome(exc.change, message=exc.message,
-                                                    warning=exc.warning)
+                                                    warning=exc.warning, cause=exc.cause)
                 continue
             (changed if found is not None else new).append(draft)
         return prints, state, outcomes, new, changed

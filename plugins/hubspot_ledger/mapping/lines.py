@@ -19,6 +19,7 @@ from hubspot_ledger.extract.models import (
     clean_line,
     quote,
 )
+from hubspot_ledger.load.records import ProblemCause
 from hubspot_ledger.mapping.context import MappingContext
 from hubspot_ledger.mapping.money import Currency, LineMoney, line_money, show
 from hubspot_ledger.mapping.products import item_from_line, map_product_to_item
@@ -31,7 +32,8 @@ def not_imported(owner: HubSpotRecord, error: MappingError) -> MappingError:
     """A line's error, restated against the deal or invoice that is therefore not imported."""
     text = error.message
     return MappingError(owner.REMOTE_TYPE, owner.id,
-                        f"{owner.subject} not imported: {text[:1].lower()}{text[1:]}")
+                        f"{owner.subject} not imported: {text[:1].lower()}{text[1:]}",
+                        cause=error.cause)
 
 
 def skip_no_valid_lines(owner: HubSpotRecord, detail: str) -> SkipRecord:
@@ -92,7 +94,11 @@ def line_item(owner: HubSpotRecord, line: LineItem, product_id: str,
         subject = line.subject
         raise MappingError(owner.REMOTE_TYPE, owner.id,
                            f"{owner.subject} not imported: {subject[:1].lower()}{subject[1:]} "
-                           f"sells an item the ledger refuses: {exc.message}") from None
+                           f"sells an item the ledger refuses: {exc.message}",
+                           # A product's data: its change does not touch the owner in
+                           # HubSpot, so the owner is retried every run until it is fixed.
+                           cause=exc.cause if product is None else ProblemCause.LEDGER
+                           ) from None
 
 
 def line_description(line: LineItem, item: ItemDraft) -> str:

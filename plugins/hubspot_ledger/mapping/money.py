@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 
 from hubspot_ledger.extract.models import BadValue, HubSpotRecord, LineItem, MappingError, quote
+from hubspot_ledger.load.records import ProblemCause
 from hubspot_ledger.maps import currency_minor_units
 
 UNIT_PLACES = Decimal("0.000001")
@@ -55,9 +56,11 @@ def currency_of(record: HubSpotRecord, prop: str, portal_currency: str | None) -
     if found is None:
         portal = (f"the portal's company currency {quote(portal_currency)} is not an ISO 4217 "
                   "code" if portal_currency else "the HubSpot portal reports no company currency")
+        # The portal's currency comes with the connection, not with the record: retried
+        # every run, not only when the record changes.
         raise MappingError(record.REMOTE_TYPE, record.id,
                            f"{record.subject} has no currency ({prop}) and {portal}; "
-                           "set the currency in HubSpot")
+                           "set the currency in HubSpot", cause=ProblemCause.LEDGER)
     return found
 
 

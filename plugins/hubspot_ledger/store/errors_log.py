@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hubspot_ledger.load.problems import count_open
+from hubspot_ledger.load.problems import count_open, count_waiting
 from hubspot_ledger.load.records import IntegrationError
 from hubspot_ledger.load.writer import insert_errors
 from hubspot_ledger.store.base import Repository
@@ -18,7 +18,7 @@ class ErrorsLog(Repository):
         with self._session() as conn:
             rows = conn.execute(
                 "SELECT id, sync_run_id, remote_type, remote_id, message, created_at, "
-                "resolved_at, severity, last_seen_at "
+                "resolved_at, severity, last_seen_at, cause "
                 "FROM ledger.integration_errors WHERE integration_id = %s "
                 "AND (NOT %s OR resolved_at IS NULL) "
                 "ORDER BY last_seen_at DESC, id DESC LIMIT %s",
@@ -35,6 +35,11 @@ class ErrorsLog(Repository):
             insert_errors(conn, integration_id, run_id, step, errors)
 
     def count_open(self, integration_id: int) -> int:
-        """Records that still fail, retried every run."""
+        """Records that still fail."""
         with self._session() as conn:
             return count_open(conn, integration_id)
+
+    def count_open_by_cause(self, integration_id: int) -> tuple[int, int]:
+        """Records that still fail, and how many of them wait for a change in HubSpot."""
+        with self._session() as conn:
+            return count_open(conn, integration_id), count_waiting(conn, integration_id)

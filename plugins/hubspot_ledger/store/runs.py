@@ -87,8 +87,14 @@ class Runs(Repository):
                 [run_id])))
 
     def clear_staging(self, run_id: int) -> None:
+        """What the run's steps handed each other: the staged records, and the ids of a read
+        they shared (`sync.steps.LINE_CHANGES`: its window and summary stay in `reads`)."""
         with self._session() as conn:
             conn.execute("DELETE FROM ledger.sync_staging WHERE sync_run_id = %s", [run_id])
+            conn.execute(
+                "UPDATE ledger.sync_runs SET reads = jsonb_set(reads, '{line item}', "
+                "(reads -> 'line item') - 'changed' - 'deleted') "
+                "WHERE id = %s AND reads ? 'line item'", [run_id])
 
     def incremental_since(self, integration_id: int, run_id: int, overlap: dt.timedelta
                           ) -> dt.datetime | None:

@@ -36,14 +36,15 @@ def settle_run(integration_id: int, dag_run_id: str, *, ledger: LedgerHook | Non
                            message)
     ledger.runs.clear_staging(run_id)
     errors = ledger.runs.count_errors(run_id)
-    open_problems = ledger.errors.count_open(integration_id)
+    open_problems, waiting = ledger.errors.count_open_by_cause(integration_id)
     return ok, render(run_id, integration_id, ok, counts, errors, message,
-                      reads=run.get("reads") or {}, open_problems=open_problems)
+                      reads=run.get("reads") or {}, open_problems=open_problems,
+                      waiting=waiting)
 
 
 def render(run_id: int, integration_id: int, ok: bool, counts: dict[str, Any], errors: int,
            message: str | None, *, reads: dict[str, Any] | None = None,
-           open_problems: int | None = None) -> str:
+           open_problems: int | None = None, waiting: int = 0) -> str:
     columns = [c.value for c in Change]
     head = f"{'step':<10}" + "".join(f"{c:>11}" for c in columns)
     lines = [f"Sync run {run_id} of integration {integration_id}: "
@@ -58,8 +59,10 @@ def render(run_id: int, integration_id: int, ok: bool, counts: dict[str, Any], e
         lines.append(f"Read {remote_type}s: {read.get('why', '?')}")
     lines.append(f"Errors logged by this run: {errors:,}")
     if open_problems is not None:
-        lines.append(f"Open problems (records that still fail, retried every run): "
-                     f"{open_problems:,}"
+        # Issue 12: a record whose own data fails is read again when HubSpot changes it.
+        lines.append(f"Open problems (records that still fail): {open_problems:,}"
+                     + (f", {waiting:,} of them retried when the record changes in HubSpot, "
+                        "the others every run" if waiting else "")
                      + (f" (see: hubspot-ledger errors --integration {integration_id})"
                         if open_problems else ""))
     return "\n".join(lines)

@@ -150,7 +150,7 @@ def run_step(step: str, integration_id: int, dag_run_id: str, *, full_refresh: b
                 counts = STEPS[step](steps.StepContext(
                     integration=integration, settings=settings, mapping=mapping, hook=hook,
                     writer=writer, run_id=run_id, window=reads, connect=ledger.new_connection,
-                    retry_open=window is None, named_deals=named))
+                    retry_open=window is None, runs=ledger.runs, named_deals=named))
         finally:
             limiter.close()
         log.info("%s: %s HubSpot requests, %.1fs waited for the portal's rate budget", step,

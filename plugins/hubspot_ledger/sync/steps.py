@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from hubspot_ledger.extract import ahead, closed_won, parties, reads
 from hubspot_ledger.extract.models import (
@@ -58,6 +58,20 @@ LINES = "lines"  # a staged deal's line items, read ahead by sync_companies (raw
 # Deals or invoices handled together: one v4 association request takes 1,000 ids, and their
 # line items then fill whole batch reads of 100. Memory stays at a few MB per batch.
 DOCUMENT_BATCH = 1_000
+# The run's read of changed and deleted line items, kept with its reads (`sync_runs.reads`) so
+# that the deal steps reuse what the invoice step read (issue 12: a no-change run's requests);
+# past this many ids the read is not kept, and each step reads for itself.
+LINE_CHANGES = "line item"
+LINE_CHANGES_KEPT = 5_000
+
+
+class RunReads(Protocol):
+    """What a run decided to read, once per run (`store.runs.Runs`)."""
+
+    def read(self, run_id: int, remote_type: str) -> dict[str, Any] | None: ...
+
+    def decide_read(self, run_id: int, remote_type: str, read: dict[str, Any]
+                    ) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -77,6 +91,8 @@ class StepContext:
     # would log every open problem of the windows before it again, issue 15; the next
     # scheduled run retries them).
     retry_open: bool = True
+    # Where the run keeps reads its steps share (the changed and deleted line items).
+    runs: RunReads | None = None
     # Deals HubSpot's webhooks named since the last run took them (issue 14): read by id too,
     # so a deal changed seconds ago lands even while HubSpot's search index lags behind.
     named_deals: frozenset[str] = frozenset()
@@ -92,6 +108,9 @@ class Tally:
     problems: list[Problem] = field(default_factory=list)
     # Records that imported (or stopped qualifying): their open problems are settled.
     settled: list[tuple[str, str]] = field(default_factory=list)
+    # The line items of the batch's deals or invoices, by owner id: a problem remembers them
+    # (a deleted line must lead the next run back to its failing owner).
+    lines: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def seen(self) -> int:
@@ -101,7 +120,8 @@ class Tally:
         self.counts[outcome.change.value] += 1
         if outcome.message:
             self.problems.append(Problem(remote_type.value, remote_id, outcome.message,
-                                         warning=outcome.warning))
+                                         warning=outcome.warning, cause=outcome.cause.value,
+                                         lines=self.lines.get(remote_id, ())))
         if outcome.change in IMPORTED or outcome.warning:
             self.settled.append((remote_type.value, remote_id))
 
@@ -116,7 +136,9 @@ class Tally:
         self.counts[(Change.SKIPPED if error.skipped else Change.FAILED).value] += 1
         detail = getattr(error, "detail", "")  # why "No valid line items", for the accountant
         message = f"{error.message} ({detail})" if detail else error.message
-        self.problems.append(Problem(error.remote_type.value, error.remote_id or None, message))
+        self.problems.append(Problem(error.remote_type.value, error.remote_id or None, message,
+                                     cause=error.cause.value,
+                                     lines=self.lines.get(error.remote_id, ())))
 
     def flush(self, ctx: StepContext) -> None:
         """Write the pending problems and settlements (inside the batch's transaction) and log
@@ -156,6 +178,7 @@ def _draft(tally: Tally, build: Callable[..., D], *args: Any, **kwargs: Any) -> 
 def sync_products(ctx: StepContext) -> dict[str, int]:
     tally = Tally("products")
     seen: set[str] = set()
+    retry: set[str] = set()
     for page in prefetch(reads.products(ctx.hook, ctx.window)):
         seen.update(str(r.get("id", "")) for r in page)
         _load_products(ctx, tally, page)
@@ -163,14 +186,21 @@ def sync_products(ctx: StepContext) -> dict[str, int]:
         # Archived in the window, so search missed them: the items they have take their last
         # values (an edit just before the archive); the others get theirs when a line sells
         # them (DESIGN "archived products").
+        failing = set(problems.open_ids(ctx.writer.conn, ctx.integration.id,
+                                        RemoteType.PRODUCT.value))
         for page in reads.archived_products(ctx.hook, ctx.window):
-            mapped = ctx.writer.mapped(RemoteType.PRODUCT, [str(r.get("id", "")) for r in page])
+            ids = [str(r.get("id", "")) for r in page]
+            mapped = ctx.writer.mapped(RemoteType.PRODUCT, ids)
             fresh = [r for r in page if str(r.get("id", "")) in mapped
                      and str(r.get("id", "")) not in seen]
             seen.update(str(r.get("id", "")) for r in fresh)
             if fresh:
                 _load_products(ctx, tally, fresh)
-    for page in _retried(ctx, tally, RemoteType.PRODUCT, seen):
+            # A failing product archived in the window: read again by id below (not found,
+            # so its problem is settled, as a full read settles it).
+            if ctx.retry_open:
+                retry.update(i for i in ids if i in failing and i not in mapped)
+    for page in _retried(ctx, tally, RemoteType.PRODUCT, seen, retry):
         _load_products(ctx, tally, page)
     return tally.counts
 
@@ -185,13 +215,14 @@ def _load_products(ctx: StepContext, tally: Tally, page: list[dict[str, Any]]) -
         tally.flush(ctx)
 
 
-def _retried(ctx: StepContext, tally: Tally, remote_type: RemoteType, seen: set[str]
-             ) -> Iterator[list[dict[str, Any]]]:
-    """Pages of the records of this type with open problems that this run has not read yet,
-    read again by id, so a fix in HubSpot, a reopened period or a changed setting lands at the
-    next run (issue 10, "open problems"). One HubSpot no longer has is settled: nothing is
-    left to import."""
-    wanted = [i for i in _open(ctx, remote_type) if i not in seen]
+def _retried(ctx: StepContext, tally: Tally, remote_type: RemoteType, seen: set[str],
+             also: Iterable[str] = ()) -> Iterator[list[dict[str, Any]]]:
+    """Pages of the records of this type with open problems to retry (`_open`, and `also`)
+    that this run has not read yet, read again by id, so a reopened period, a changed setting
+    or a fix in HubSpot lands at the next run (issue 10, "open problems"). One HubSpot no
+    longer has is settled: nothing is left to import."""
+    wanted = [i for i in sorted({*_open(ctx, remote_type), *also}, key=lambda i: (len(i), i))
+              if i not in seen]
     if not wanted:
         return
     log.info("%s: retrying %s records with open problems", tally.step, f"{len(wanted):,}")
@@ -208,20 +239,58 @@ def _retried(ctx: StepContext, tally: Tally, remote_type: RemoteType, seen: set[
 
 
 def _open(ctx: StepContext, remote_type: RemoteType) -> list[str]:
+    """The records of this type with open problems this run reads again by id (issue 12).
+    A full read retries them all: it must settle those it no longer finds. An incremental
+    read retries those whose cause is not in the HubSpot record itself (the ledger, settings,
+    a product): a record whose own data fails is found by the incremental read when HubSpot
+    changes it or its lines (the changed search, the changed and deleted line items), and is
+    otherwise unchanged, so it would fail the same way. Companies are retried all the same:
+    only deals lead to them, and nothing would notice one deleted."""
     if not ctx.retry_open:
         return []
-    return problems.open_ids(ctx.writer.conn, ctx.integration.id, remote_type.value)
+    every = ctx.window is None or remote_type is RemoteType.COMPANY
+    return problems.open_ids(ctx.writer.conn, ctx.integration.id, remote_type.value,
+                             every=every)
 
 
-def _owners_of_deleted_lines(ctx: StepContext, owner_type: RemoteType) -> set[str]:
+def _line_changes(ctx: StepContext) -> tuple[list[str], list[str]]:
+    """The line items HubSpot changed, and those it deleted, in the step's window (incremental,
+    backfill window): read once per run and window by the first step that needs them (the
+    invoice step, else the companies step), kept with the run's reads for the other."""
+    window = ctx.window
+    assert window is not None
+    stamp = {"since": window.since.isoformat(),
+             "until": window.until.isoformat() if window.until else None}
+    kept = ctx.runs.read(ctx.run_id, LINE_CHANGES) if ctx.runs is not None else None
+    if kept is not None and "changed" in kept and all(kept.get(k) == v
+                                                      for k, v in stamp.items()):
+        return list(kept["changed"]), list(kept["deleted"])
+    changed = reads.changed_line_ids(ctx.hook, window)
+    deleted = sorted(reads.archived_in(ctx.hook, RemoteType.LINE_ITEM, window))
+    if ctx.runs is not None and kept is None:
+        record: dict[str, Any] = {
+            **stamp, "why": f"{len(changed):,} changed and {len(deleted):,} deleted since "
+                            f"{window.since:%Y-%m-%d %H:%M:%S} UTC"}
+        if len(changed) + len(deleted) <= LINE_CHANGES_KEPT:
+            record.update(changed=changed, deleted=deleted)
+        ctx.runs.decide_read(ctx.run_id, LINE_CHANGES, record)
+    return changed, deleted
+
+
+def _owners_of_deleted_lines(ctx: StepContext, owner_type: RemoteType,
+                             deleted: Sequence[str]) -> set[str]:
     """Deals or invoices (incremental, backfill window) that lost a line item HubSpot deleted
     in the window. A deleted line item is archived: search no longer finds it, its associations
     are gone, and its deal's or invoice's modified date need not move, so the ledger's own
-    mapping of the line names the owner, which is then read again."""
-    if ctx.window is None:
+    mapping of the line names the owner, which is then read again; an owner that failed is
+    named by the line ids its open problem kept."""
+    if not deleted:
         return set()
-    deleted = reads.archived_in(ctx.hook, RemoteType.LINE_ITEM, ctx.window)
-    return ctx.writer.owners_of_lines(owner_type, sorted(deleted))
+    owners = ctx.writer.owners_of_lines(owner_type, deleted)
+    if ctx.retry_open:
+        owners |= problems.owners_of_lines(ctx.writer.conn, ctx.integration.id,
+                                           owner_type.value, deleted)
+    return owners
 
 
 # -- companies → customers (R-COMP-1, R-COMP-2) ----------------------------------------------
@@ -246,10 +315,12 @@ def sync_companies(ctx: StepContext) -> dict[str, int]:
     staged = 0
     tally = Tally("companies")
     # Read here, not in the read-ahead thread: the writer's connection is this thread's.
-    retry = (set(_open(ctx, RemoteType.DEAL)) | _owners_of_deleted_lines(ctx, RemoteType.DEAL)
-             | ctx.named_deals)
+    changed_lines, deleted_lines = _line_changes(ctx) if ctx.window is not None else ([], [])
+    retry = set(_open(ctx, RemoteType.DEAL)) | _owners_of_deleted_lines(
+        ctx, RemoteType.DEAL, deleted_lines) | ctx.named_deals
     lost: set[str] = set()
-    deals = prefetch(reads.rebatch(_deals_to_sync(ctx, seen, retry, lost), DOCUMENT_BATCH))
+    deals = prefetch(reads.rebatch(_deals_to_sync(ctx, seen, retry, lost, changed_lines),
+                                   DOCUMENT_BATCH))
     for found in prefetch(ahead.read_ahead(ctx.hook, deals)):
         staging.stage(run_id, RemoteType.DEAL, [
             (str(d.raw.get("id", "")), _jsonb({"deal": d.raw, "company_id": d.company_id,
@@ -283,12 +354,12 @@ def _jsonb(value: Any) -> str:
     return json.dumps(valid_unicode(value))
 
 
-def _deals_to_sync(ctx: StepContext, seen: set[str], retry: set[str], lost: set[str]
-                   ) -> Iterator[list[dict[str, Any]]]:
+def _deals_to_sync(ctx: StepContext, seen: set[str], retry: set[str], lost: set[str],
+                   changed_lines: Sequence[str]) -> Iterator[list[dict[str, Any]]]:
     """Pages of qualifying deals: all of them, or (incremental, backfill window) those
-    modified in the window and those whose line items were; and, every run, the deals with
-    open problems that still qualify. `seen` collects their ids; `lost` the deals changed in
-    the window that no longer qualify."""
+    modified in the window and those of the line items changed in it; and the deals to retry
+    (open problems, deleted lines) that still qualify. `seen` collects their ids; `lost` the
+    deals changed in the window that no longer qualify."""
     cutoff, won = ctx.integration.cutoff_date, ctx.mapping.won_stages
     if ctx.window is None:
         pages = closed_won.closed_won_deals(ctx.hook, cutoff, won=won)
@@ -299,10 +370,7 @@ def _deals_to_sync(ctx: StepContext, seen: set[str], retry: set[str], lost: set[
     for page in pages:
         seen.update(str(r.get("id", "")) for r in page)
         yield page
-    owners: set[str] = set()
-    if ctx.window is not None:
-        owners = reads.owners_of_changed_lines(ctx.hook, RemoteType.DEAL, ctx.window)
-    owners |= retry
+    owners = reads.owners_of_lines(ctx.hook, RemoteType.DEAL, changed_lines) | retry
     for page in reads.raw_by_id(ctx.hook, RemoteType.DEAL, owners - seen):
         page = closed_won.qualifying_deals(page, cutoff, won)
         seen.update(str(r.get("id", "")) for r in page)
@@ -332,6 +400,7 @@ def sync_deals(ctx: StepContext) -> dict[str, int]:
     lost: set[str] = set()
     for deals, lines, companies in prefetch(_deal_batches(ctx, lost)):
         staged.update(deals)
+        tally.lines = _line_ids(lines)
         products = _unmapped_products(ctx, tally, lines.values())
         drafts = [draft for deal_id, (deal, company_id) in deals.items()
                   if (draft := _draft(tally, _deal_draft, deal, lines.get(deal_id, []),
@@ -452,8 +521,9 @@ def sync_invoices(ctx: StepContext) -> dict[str, int]:
         _load_invoices(ctx, tally, chunk, lines, found)
     owners = retry - seen
     if ctx.window is not None:
-        owners |= reads.owners_of_changed_lines(ctx.hook, RemoteType.INVOICE, ctx.window)
-        owners |= _owners_of_deleted_lines(ctx, RemoteType.INVOICE)
+        changed_lines, deleted_lines = _line_changes(ctx)
+        owners |= reads.owners_of_lines(ctx.hook, RemoteType.INVOICE, changed_lines)
+        owners |= _owners_of_deleted_lines(ctx, RemoteType.INVOICE, deleted_lines)
     for page in reads.raw_by_id(ctx.hook, RemoteType.INVOICE, owners - seen):
         page = reads.qualifying_invoices(page, cutoff)
         seen.update(str(r.get("id", "")) for r in page)
@@ -497,6 +567,7 @@ def _load_invoices(ctx: StepContext, tally: Tally, page: list[dict[str, Any]],
         readable = [i.id for i in invoices if isinstance(i, Invoice)]
         lines = _lines_by_owner(ctx, RemoteType.INVOICE, readable)
         found = _parties(ctx, readable)
+    tally.lines = _line_ids(lines)
     # Invoices run before the products step: an unmapped product is read now, so its item is
     # written right once (DESIGN "first sync with invoices on").
     products = _unmapped_products(ctx, tally, lines.values())
@@ -535,6 +606,13 @@ def _lines_by_owner(ctx: StepContext, owner_type: RemoteType, owner_ids: Sequenc
     return {owner: [records[i] for i in ids if i in records] for owner, ids in links.items()}
 
 
+def _line_ids(lines: Mapping[str, Sequence[LineItem | MappingError]]
+              ) -> dict[str, tuple[str, ...]]:
+    """Each owner's line item ids, readable or not."""
+    return {owner: tuple(line.id if isinstance(line, LineItem) else line.remote_id
+                         for line in group) for owner, group in lines.items()}
+
+
 def _readable_lines(owner: HubSpotRecord, lines: Sequence[LineItem | MappingError]
                     ) -> list[LineItem]:
     """A line HubSpot sent unreadable means the owner is not imported, naming the line
@@ -542,7 +620,8 @@ def _readable_lines(owner: HubSpotRecord, lines: Sequence[LineItem | MappingErro
     for line in lines:
         if isinstance(line, MappingError):
             raise MappingError(owner.REMOTE_TYPE, owner.id,
-                               f"{owner.subject} not imported: {line.message}")
+                               f"{owner.subject} not imported: {line.message}",
+                               cause=line.cause)
     return [line for line in lines if isinstance(line, LineItem)]
 
 

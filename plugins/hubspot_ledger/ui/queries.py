@@ -14,6 +14,7 @@ from typing import Any
 
 import psycopg
 
+from hubspot_ledger.load.records import ProblemCause
 from hubspot_ledger.maps import currency_minor_units
 from hubspot_ledger.reconcile import LedgerDocument
 
@@ -32,6 +33,13 @@ class OpenProblem:
     message: str
     first_failed: dt.datetime
     last_seen: dt.datetime | None
+    cause: str | None = None  # ProblemCause's words; None: older than migration 0019
+
+    @property
+    def retried(self) -> str:
+        """When the sync reads the record again (issue 12)."""
+        return ("when it changes in HubSpot" if self.cause == ProblemCause.HUBSPOT
+                else "every run")
 
 
 def accounts(conn: psycopg.Connection[Any], organization_id: int) -> list[Choice]:
@@ -55,7 +63,7 @@ def open_problems(conn: psycopg.Connection[Any], integration_id: int, limit: int
     `created_at` kept) while the record fails with the same message (load/problems.py), so
     `created_at` is when it first failed."""
     rows = conn.execute(
-        "SELECT remote_type, remote_id, message, created_at, last_seen_at "
+        "SELECT remote_type, remote_id, message, created_at, last_seen_at, cause "
         "FROM ledger.integration_errors WHERE integration_id = %s AND resolved_at IS NULL "
         "ORDER BY created_at, id LIMIT %s", [integration_id, limit]).fetchall()
     return [OpenProblem(*row) for row in rows]
