@@ -215,12 +215,13 @@ class WebhookSender:
                 if more[0] == generation:
                     batch.append(more[1])
             if generation == self._generation and url:
-                self._deliver(url, secret, batch, retries)
+                self._deliver(url, secret, batch, retries, generation)
             if stop:
                 return
 
-    def _deliver(self, url: str, secret: str, events: list[dict[str, Any]], retries: int
-                 ) -> None:
+    def _deliver(self, url: str, secret: str, events: list[dict[str, Any]], retries: int,
+                 generation: int) -> None:
+        """Post the batch (and resend it on failure) until a reset (`clear`) intervenes."""
         for attempt in range(retries + 1):
             sent = [{**e, "attemptNumber": attempt} for e in events]
             body = json.dumps(sent, separators=(",", ":")).encode()
@@ -236,7 +237,10 @@ class WebhookSender:
             except requests.RequestException as exc:
                 entry["error"] = type(exc).__name__
                 ok = False
-            self.deliveries.append(entry)
+            with self._lock:
+                if generation != self._generation:
+                    return  # reset while it was in flight: forgotten, as the reset says
+                self.deliveries.append(entry)
             if ok:
                 return
             if attempt < retries:
