@@ -95,6 +95,9 @@ class ErrorEntry(BaseModel):
         default=None, description="null while the record still fails (an open problem)")
     severity: str = "error"
     open: bool = True
+    cause: str | None = Field(
+        default=None, description="an open problem's cause: `hubspot` (retried when the record "
+        "changes in HubSpot) or `ledger` (retried every run); null for warnings")
 
 
 class ErrorsLog(BaseModel):
