@@ -54,8 +54,15 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+# The suite runs on TEST_WORKERS pytest-xdist workers, one test module per worker at a time
+# (--dist loadfile: a module's tests keep their order and share its fixtures). Most of its time
+# is spent waiting on the sandbox, PostgreSQL and Airflow, so workers outnumber the CPUs; each has
+# its own ledger database and Airflow home (tests/conftest.py). TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 4
+XDIST := -n $(TEST_WORKERS) --dist loadfile
+
 test: $(STAMP) lint
-	$(BIN)/pytest
+	$(BIN)/pytest $(XDIST)
 	@$(MAKE) --no-print-directory test-v3
 
 # The suite runs at HubSpot's default, date-versioned API (hubspot_default's api_version extra
@@ -70,7 +77,7 @@ test: $(STAMP) lint
 TEST_V3 ?= tests/sync -m "e2e and not deployment" \
 	-k "not test_cli_sync_runs_the_dag and not test_integration_life"
 test-v3: $(STAMP)
-	HUBSPOT_API_VERSION=v3 $(BIN)/pytest $(TEST_V3)
+	HUBSPOT_API_VERSION=v3 $(BIN)/pytest $(XDIST) $(TEST_V3)
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -m unit -q

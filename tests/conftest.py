@@ -1,4 +1,5 @@
-"""Shared fixtures: a throw-away ledger database per test run and a test Airflow home.
+"""Shared fixtures: a throw-away ledger database per test run (per xdist worker) and a test
+Airflow home.
 
 The environment is set at import time, before anything imports Airflow, because Airflow reads
 its configuration when first imported. Tests never touch the operator's real ledger: the
@@ -27,10 +28,16 @@ PG_ADMIN_URI = os.environ.get(
 TEST_DB_NAME = f"ledger_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
 TEST_LEDGER_URI = PG_ADMIN_URI.rsplit("/", 1)[0] + f"/{TEST_DB_NAME}"
 
-os.environ["AIRFLOW_HOME"] = str(PROJECT_ROOT / ".airflow-test")
+# `make test` runs the suite on several pytest-xdist workers (gw0, gw1, …). Each is a test run
+# of its own: its own ledger database (the pid above), Airflow home (an embedded metadata DB that
+# two processes must not share) and DAG-factory state. A plain `pytest` uses .airflow-test itself.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+TEST_HOME = PROJECT_ROOT / ".airflow-test" / ("workers/" + _WORKER if _WORKER else "")
+
+os.environ["AIRFLOW_HOME"] = str(TEST_HOME)
 os.environ["AIRFLOW_CONN_LEDGER_DEFAULT"] = TEST_LEDGER_URI
 os.environ.setdefault("HUBSPOT_LEDGER_RETRY_DELAY_SECONDS", "1")
-os.environ.setdefault("HUBSPOT_LEDGER_STATE_DIR", str(PROJECT_ROOT / ".airflow-test" / "state"))
+os.environ.setdefault("HUBSPOT_LEDGER_STATE_DIR", str(TEST_HOME / "state"))
 apply_airflow_env_defaults()
 
 

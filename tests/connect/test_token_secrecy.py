@@ -78,6 +78,8 @@ def test_r_auth_6_no_token_or_client_secret_in_logs_xcoms_or_metadata_of_a_whole
     monkeypatch.setitem(dag_factory.DEFAULT_ARGS, "retries", 0)
     started = time.time()
     caplog.set_level(logging.DEBUG)  # root logger: every library's debug lines too
+    # urllib3's own level too: HubSpot's SDK (another test, same process) sets it to WARNING.
+    caplog.set_level(logging.DEBUG, logger="urllib3")
     # A DAG id of its own: the test Airflow home's metadata DB outlives this ledger DB.
     integration_id = books(f"Secrecy {uuid.uuid4().hex[:8]}", configured=True)
     settings = save_settings(integration_id, sync_invoices=True)  # the whole plan, as the demo
