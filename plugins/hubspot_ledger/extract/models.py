@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from decimal import Decimal, InvalidOperation
-from typing import Any, ClassVar, Self, overload
+from typing import Any, ClassVar, Generic, Self, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
@@ -248,6 +248,52 @@ def parse_utc_date(text: str) -> dt.date | None:
         return None
 
 
+# --- typed properties ---------------------------------------------------------------------------
+
+_V = TypeVar("_V")
+
+
+class _Read(Generic[_V]):
+    """A HubSpot property the map layer reads, as a typed attribute of the record
+    (`sku = Text("hs_sku")`): the record's reader of that kind (`text`, `decimal`, `date`)
+    parses it when read, so a bad value raises BadValue naming the record and the property."""
+
+    reader: ClassVar[str]
+
+    def __init__(self, prop: str) -> None:
+        self.prop = prop
+
+    @overload
+    def __get__(self, record: None, owner: type) -> Self: ...
+
+    @overload
+    def __get__(self, record: HubSpotRecord, owner: type) -> _V | None: ...
+
+    def __get__(self, record: HubSpotRecord | None, owner: type) -> Self | _V | None:
+        if record is None:
+            return self
+        value: _V | None = getattr(record, self.reader)(self.prop)
+        return value
+
+
+class Text(_Read[str]):
+    """Trimmed text; None when missing or blank."""
+
+    reader = "text"
+
+
+class Number(_Read[Decimal]):
+    """A plain decimal number (never a float)."""
+
+    reader = "decimal"
+
+
+class Date(_Read[dt.date]):
+    """A date or datetime, as its UTC calendar date."""
+
+    reader = "date"
+
+
 # --- records ------------------------------------------------------------------------------------
 
 
@@ -255,7 +301,8 @@ class HubSpotRecord(BaseModel):
     """One CRM record as HubSpot's v3 objects API returns it (camelCase JSON)."""
 
     model_config = ConfigDict(alias_generator=to_camel, validate_by_name=True,
-                              validate_by_alias=True, frozen=True, extra="ignore")
+                              validate_by_alias=True, frozen=True, extra="ignore",
+                              ignored_types=(_Read,))
 
     REMOTE_TYPE: ClassVar[RemoteType]
     LABEL: ClassVar[str] = "Record"
@@ -395,17 +442,9 @@ class Product(HubSpotRecord):
     NAME_PROPERTY = "name"
     PROPERTIES = ("name", "description", "hs_sku", "hs_product_type", "price")
 
-    @property
-    def sku(self) -> str | None:
-        return self.text("hs_sku")
-
-    @property
-    def description(self) -> str | None:
-        return self.text("description")
-
-    @property
-    def product_type(self) -> str | None:
-        return self.text("hs_product_type")
+    sku = Text("hs_sku")
+    description = Text("description")
+    product_type = Text("hs_product_type")
 
 
 class Company(HubSpotRecord):
@@ -414,9 +453,7 @@ class Company(HubSpotRecord):
     NAME_PROPERTY = "name"
     PROPERTIES = ("name", "domain")  # plus the fields of company_to_customer.yaml
 
-    @property
-    def domain(self) -> str | None:
-        return self.text("domain")
+    domain = Text("domain")
 
 
 class Deal(HubSpotRecord):
@@ -426,17 +463,9 @@ class Deal(HubSpotRecord):
     PROPERTIES = ("dealname", "dealstage", "pipeline", "closedate", "deal_currency_code",
                   "description")
 
-    @property
-    def stage(self) -> str | None:
-        return self.text("dealstage")
-
-    @property
-    def close_date(self) -> dt.date | None:
-        return self.date("closedate")
-
-    @property
-    def currency_code(self) -> str | None:
-        return self.text("deal_currency_code")
+    stage = Text("dealstage")
+    close_date = Date("closedate")
+    currency_code = Text("deal_currency_code")
 
     @property
     def description(self) -> str | None:
@@ -453,39 +482,16 @@ class LineItem(HubSpotRecord):
                   "recurringbillingfrequency", "hs_recurring_billing_period",
                   "hs_recurring_billing_start_date")
 
-    @property
-    def description(self) -> str | None:
-        return self.text("description")
-
-    @property
-    def product_id(self) -> str | None:
-        return self.text("hs_product_id")
-
-    @property
-    def sku(self) -> str | None:
-        return self.text("hs_sku")
-
-    @property
-    def quantity(self) -> Decimal | None:
-        return self.decimal("quantity")
-
-    @property
-    def unit_price(self) -> Decimal | None:
-        return self.decimal("price")
-
-    @property
-    def unit_discount(self) -> Decimal | None:
-        """`discount` is a per-unit amount (hubspot-api.md, "Addendum: line-item discounts")."""
-        return self.decimal("discount")
-
-    @property
-    def discount_percentage(self) -> Decimal | None:
-        """`hs_discount_percentage`, in percent (20 = 20 %), applied to the line total."""
-        return self.decimal("hs_discount_percentage")
-
-    @property
-    def currency_code(self) -> str | None:
-        return self.text("hs_line_item_currency_code")
+    description = Text("description")
+    product_id = Text("hs_product_id")
+    sku = Text("hs_sku")
+    quantity = Number("quantity")
+    unit_price = Number("price")
+    # `discount` is a per-unit amount (hubspot-api.md, "Addendum: line-item discounts").
+    unit_discount = Number("discount")
+    # `hs_discount_percentage`, in percent (20 = 20 %), applied to the line total.
+    discount_percentage = Number("hs_discount_percentage")
+    currency_code = Text("hs_line_item_currency_code")
 
 
 class Invoice(HubSpotRecord):
@@ -495,18 +501,7 @@ class Invoice(HubSpotRecord):
     PROPERTIES = ("hs_number", "hs_invoice_date", "hs_due_date", "hs_currency",
                   "hs_invoice_status")
 
-    @property
-    def number(self) -> str | None:
-        return self.text("hs_number")
-
-    @property
-    def invoice_date(self) -> dt.date | None:
-        return self.date("hs_invoice_date")
-
-    @property
-    def due_date(self) -> dt.date | None:
-        return self.date("hs_due_date")
-
-    @property
-    def currency_code(self) -> str | None:
-        return self.text("hs_currency")
+    number = Text("hs_number")
+    invoice_date = Date("hs_invoice_date")
+    due_date = Date("hs_due_date")
+    currency_code = Text("hs_currency")
