@@ -7,6 +7,7 @@ exits non-zero with one line on stderr saying why; no tracebacks for expected fa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import logging
 import sys
@@ -546,7 +547,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.rest = extra if args.verb == "sandbox" else getattr(args, "rest", [])
     try:
-        _prepare_airflow_home(args.verb)
+        # Airflow logs to stdout until _log_to_stderr (the pool created on first use, say):
+        # stdout carries only the verb's result.
+        with contextlib.redirect_stdout(sys.stderr):
+            _prepare_airflow_home(args.verb)
     except CliError as exc:
         print(f"hubspot-ledger: {exc}", file=sys.stderr)
         return 1

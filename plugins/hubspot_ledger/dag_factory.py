@@ -228,7 +228,7 @@ def _step(name: str, integration_id: int) -> PythonOperator:
         "task_id": name,
         "op_kwargs": {"integration_id": integration_id},
         "pool": ledger_pool.POOL_NAME,
-        "pool_slots": ledger_pool.SYNC_STEP_SLOTS if sync_step else ledger_pool.LIGHT_STEP_SLOTS,
+        "pool_slots": ledger_pool.task_slots(name, sync_step),
         **({"execution_timeout": step_timeout()} if sync_step else {}),
         **STEP_OVERRIDES.get(name, {}),
     }

@@ -12,7 +12,7 @@ fails the run (hours). So the pool is created wherever Airflow starts: by the pr
 home set-up (`config.prepare_airflow_home`), and by the plugin's listener whenever a scheduler,
 DAG processor or triggerer starts (`ledger_pool_listener`), which covers any deployment that
 loads the plugin whatever its init steps. Deployments may also create it themselves
-(`airflow pools set hubspot_ledger 48 "…"`, README "Pool").
+(`airflow pools set hubspot_ledger 50 "…"`, README "Pool").
 """
 
 from __future__ import annotations
@@ -26,21 +26,34 @@ log = logging.getLogger(__name__)
 POOL_NAME = "hubspot_ledger"
 SLOTS_ENV = "HUBSPOT_LEDGER_POOL_SLOTS"
 
-# Slots per task = the ledger connections it holds while it runs. A sync step holds three: its
-# run's liveness lock, the connection holding the integration's write lock (it writes through
-# it), and the portal rate limiter's while it reads HubSpot; short reads open and close one more.
-# The light steps (setup check, token, branch, report) hold their liveness lock and read briefly.
-SYNC_STEP_SLOTS = 3
-LIGHT_STEP_SLOTS = 1
+# Slots per task = the most ledger connections it holds at once (tests/sync/
+# test_ledger_connections.py samples a real run and holds every task to its slots). Every task
+# holds its run's liveness lock on a connection of its own (sync.runner.attend) and works on its
+# hook's connection. A sync step adds the connection holding the integration's write lock (it
+# writes through it) and the portal rate limiter's while it reads HubSpot; the deals step also
+# reads the staged deals through one more, in its read-ahead thread.
+LIGHT_STEP_SLOTS = 2
+SYNC_STEP_SLOTS = 4
+DEALS_STEP_SLOTS = 5
+DEALS_TASK = "sync_deals"
 
-# 48 slots = at most 16 sync steps at once (16 × 3 connections). PostgreSQL's default
-# max_connections is 100 with 3 kept for superusers, so about 49 stay free for the short reads
-# of those steps, the api-server's endpoints, the DAG processor's parse-time read, the CLI and
-# migrations. A ledger server with another max_connections: about half of it.
-DEFAULT_SLOTS = 48
+# 50 slots = 10 deals steps, or 12 other sync steps, at once. PostgreSQL's default
+# max_connections is 100 with 3 kept for superusers, so about 47 stay free for the api-server's
+# endpoints, the DAG processor's parse-time read, the CLI and migrations. A ledger server with
+# another max_connections: about half of it.
+DEFAULT_SLOTS = 50
 
-DESCRIPTION = ("Ledger connections held by the hubspot_ledger DAGs' tasks (a sync step takes 3 "
-               "slots, the other steps 1); size it to about half the ledger's max_connections")
+
+def task_slots(task_id: str, sync_step: bool) -> int:
+    """The slots a task of the DAG takes: the connections it may hold at once."""
+    if task_id == DEALS_TASK:
+        return DEALS_STEP_SLOTS
+    return SYNC_STEP_SLOTS if sync_step else LIGHT_STEP_SLOTS
+
+
+DESCRIPTION = ("Ledger connections held by the hubspot_ledger DAGs' tasks (a sync step takes 4 "
+               "slots, the deals step 5, the other steps 2); size it to about half the "
+               "ledger's max_connections")
 
 
 def pool_slots() -> int:
@@ -52,9 +65,9 @@ def pool_slots() -> int:
         slots = int(raw)
     except ValueError:
         raise ValueError(f"{SLOTS_ENV} must be a whole number of slots, not {raw!r}") from None
-    if slots < SYNC_STEP_SLOTS and slots != -1:  # -1 is Airflow's "unbounded"
-        raise ValueError(f"{SLOTS_ENV}={slots} is too small: a sync step needs "
-                         f"{SYNC_STEP_SLOTS} slots (or -1 for no bound)")
+    if slots < DEALS_STEP_SLOTS and slots != -1:  # -1 is Airflow's "unbounded"
+        raise ValueError(f"{SLOTS_ENV}={slots} is too small: the deals step needs "
+                         f"{DEALS_STEP_SLOTS} slots (or -1 for no bound)")
     return slots
 
 

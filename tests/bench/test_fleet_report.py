@@ -67,7 +67,7 @@ def test_a_slow_portal_a_429_and_too_many_sessions_are_each_marked_not_met() -> 
         "every portal's DAG run ≤ 1.5 × its own floor (2 at once)":
             "worst 2.50× (portal 80002: 20.0 s / 8.0 s); median 2.50×",
         "zero 429 responses": "1",
-        "ledger connections ≤ the pool": "peak 7, pool 6 (2 task slots × 3)",
+        "ledger connections ≤ the pool": "peak 7, pool 6 (a task takes up to 3)",
     }
 
 

@@ -22,7 +22,9 @@ from hubspot_ledger.config import PROJECT_ROOT, prepare_airflow_home
 from hubspot_ledger.hooks.ledger import LedgerHook
 from hubspot_ledger.load.records import IntegrationStatus
 
-SYNC_STEPS = {"sync_invoices", "sync_products", "sync_companies", "sync_deals"}
+# The connections each task may hold (tests/sync/test_ledger_connections.py measures them);
+# the light tasks (setup check, token, branch, report) take 2.
+SLOTS = {"sync_invoices": 4, "sync_products": 4, "sync_companies": 4, "sync_deals": 5}
 
 
 @pytest.fixture(autouse=True)
@@ -63,7 +65,7 @@ def set_slots(slots: int) -> None:
 @pytest.mark.unit
 def test_the_pool_size_defaults_to_sixteen_sync_steps_and_follows_the_environment(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    assert ledger_pool.pool_slots() == 16 * ledger_pool.SYNC_STEP_SLOTS == 48
+    assert ledger_pool.pool_slots() == 10 * ledger_pool.DEALS_STEP_SLOTS == 50
     monkeypatch.setenv(ledger_pool.SLOTS_ENV, "90")
     assert ledger_pool.pool_slots() == 90
     monkeypatch.setenv(ledger_pool.SLOTS_ENV, "-1")  # Airflow's "no bound"
@@ -72,7 +74,7 @@ def test_the_pool_size_defaults_to_sixteen_sync_steps_and_follows_the_environmen
 
 @pytest.mark.unit
 @pytest.mark.parametrize(("value", "says"), [("lots", "must be a whole number of slots"),
-                                              ("2", "a sync step needs 3 slots")])
+                                              ("4", "the deals step needs 5 slots")])
 def test_a_pool_size_that_cannot_work_is_refused_with_a_reason(
         monkeypatch: pytest.MonkeyPatch, value: str, says: str) -> None:
     monkeypatch.setenv(ledger_pool.SLOTS_ENV, value)
@@ -88,7 +90,7 @@ def test_every_task_runs_in_the_pool_weighed_by_the_connections_it_holds() -> No
         id=1, organization_id=1, organization_name="Org", status="connected",
         schedule="@hourly", cutoff_date=dt.date(2025, 1, 1)))
     assert {t.task_id: (t.pool, t.pool_slots) for t in dag.tasks} == {
-        t.task_id: ("hubspot_ledger", 3 if t.task_id in SYNC_STEPS else 1) for t in dag.tasks}
+        t.task_id: ("hubspot_ledger", SLOTS.get(t.task_id, 2)) for t in dag.tasks}
 
 
 # -- integration: Airflow's metadata database ------------------------------------------------
@@ -99,7 +101,7 @@ def test_the_airflow_home_set_up_creates_the_pool_once_and_keeps_an_operators_si
     delete_pool()
     (airflow_home / ".pool").unlink(missing_ok=True)
     prepare_airflow_home()
-    assert pools()[ledger_pool.POOL_NAME] == 48
+    assert pools()[ledger_pool.POOL_NAME] == 50
 
     set_slots(20)  # the operator resizes it
     assert ledger_pool.ensure_pool() == "kept"
@@ -120,7 +122,7 @@ def test_an_airflow_job_starting_recreates_a_deleted_pool(airflow_home: Path) ->
     delete_pool()
     assert ledger_pool.POOL_NAME not in pools()
     Job()  # what `airflow scheduler` (and the other jobs) construct first
-    assert pools()[ledger_pool.POOL_NAME] == 48
+    assert pools()[ledger_pool.POOL_NAME] == 50
 
 
 @pytest.mark.e2e
@@ -144,4 +146,4 @@ def test_every_task_of_a_real_run_took_its_slots_in_the_existing_pool(
     run = dag.test(run_after=when, logical_date=when)
     taken: dict[str, Any] = {ti.task_id: (ti.pool, ti.pool_slots)
                              for ti in run.get_task_instances()}
-    assert taken == {t: ("hubspot_ledger", 3 if t in SYNC_STEPS else 1) for t in dag.task_ids}
+    assert taken == {t: ("hubspot_ledger", SLOTS.get(t, 2)) for t in dag.task_ids}

@@ -15,7 +15,9 @@ def settle_run(integration_id: int, dag_run_id: str, *, ledger: LedgerHook | Non
                ) -> tuple[bool, str]:
     """Finish the run's row (success only when every expected step recorded its counts and
     none failed) and clear its staging. Returns (succeeded, report text)."""
-    ledger = ledger or LedgerHook()
+    if ledger is None:
+        with LedgerHook() as own:
+            return settle_run(integration_id, dag_run_id, ledger=own)
     run_id = ledger.runs.start(integration_id, dag_run_id)
     run = ledger.runs.get(run_id)
     counts: dict[str, dict[str, int]] = run["counts"] or {}

@@ -126,7 +126,12 @@ def run_step(step: str, integration_id: int, dag_run_id: str, *, full_refresh: b
     """One step of one run. `window` (a backfill run's data interval) reads the records HubSpot
     last modified inside it; otherwise the run reads everything (first run, `full_refresh`) or
     what changed since the last full or incremental run."""
-    ledger = ledger or LedgerHook()
+    if ledger is None:
+        # Its connection closes with the step: a task holds only what its pool slots count
+        # (ledger_pool), also when several steps run in one process (`hubspot-ledger sync`).
+        with LedgerHook() as own:
+            return run_step(step, integration_id, dag_run_id, full_refresh=full_refresh,
+                            window=window, ledger=own)
     run_id = ledger.runs.start(integration_id, dag_run_id)
     try:
         integration, settings = validate_setup(integration_id, ledger=ledger)
@@ -153,6 +158,7 @@ def run_step(step: str, integration_id: int, dag_run_id: str, *, full_refresh: b
                     retry_open=window is None, runs=ledger.runs, named_deals=named))
         finally:
             limiter.close()
+            hook.close()
         log.info("%s: %s HubSpot requests, %.1fs waited for the portal's rate budget", step,
                  f"{hook.requests_sent:,}", limiter.waited)
     except Exception as exc:

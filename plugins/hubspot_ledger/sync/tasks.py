@@ -89,14 +89,14 @@ def choose_invoice_branch(integration_id: int, **context: Any) -> list[str]:
     from hubspot_ledger.hooks.ledger import LedgerHook
     from hubspot_ledger.load.records import RemoteType
 
-    ledger = LedgerHook()
-    on = ledger.settings.get(integration_id).sync_invoices
-    run_id = ledger.runs.start(integration_id, _dag_run_id(context))
-    ledger.runs.set_invoices(run_id, on)
-    _take_webhook_events(ledger, integration_id, run_id, context)
-    _settle_interrupted_runs(integration_id, context)
-    if not on:
-        ledger.runs.drop_coverage(integration_id, RemoteType.INVOICE.value)
+    with LedgerHook() as ledger:
+        on = ledger.settings.get(integration_id).sync_invoices
+        run_id = ledger.runs.start(integration_id, _dag_run_id(context))
+        ledger.runs.set_invoices(run_id, on)
+        _take_webhook_events(ledger, integration_id, run_id, context)
+        _settle_interrupted_runs(ledger, integration_id, context)
+        if not on:
+            ledger.runs.drop_coverage(integration_id, RemoteType.INVOICE.value)
     log.info("Invoice sync for integration %s: %s", integration_id, "on" if on else "off")
     return [INVOICES_TASK, PRODUCTS_TASK] if on else [PRODUCTS_TASK]
 
@@ -152,7 +152,8 @@ def _take_webhook_events(ledger: Any, integration_id: int, run_id: int,
         log.info("HubSpot webhook events taken by this run: %s", taken.describe())
 
 
-def _settle_interrupted_runs(integration_id: int, context: dict[str, Any]) -> None:
+def _settle_interrupted_runs(ledger: Any, integration_id: int, context: dict[str, Any]
+                             ) -> None:
     """This run has started: earlier runs of the integration that can no longer finish are
     marked failed (sync.runner, "runs killed mid-way"). Never fails the task."""
     from hubspot_ledger.sync.runner import settle_interrupted_runs, whole_run_state
@@ -160,7 +161,8 @@ def _settle_interrupted_runs(integration_id: int, context: dict[str, Any]) -> No
     try:
         state = whole_run_state() or _airflow_dag_run_state(context)
         if state is not None:
-            settle_interrupted_runs(integration_id, _dag_run_id(context), state)
+            settle_interrupted_runs(integration_id, _dag_run_id(context), state,
+                                    ledger=ledger)
     except Exception:  # noqa: BLE001 - housekeeping must not stop this run
         log.warning("Could not settle earlier interrupted runs", exc_info=True)
 
@@ -201,8 +203,8 @@ def _clear_failure(integration_id: int, context: dict[str, Any], task: str) -> N
     """A retry of `task` succeeded: its earlier failure no longer fails the run."""
     from hubspot_ledger.hooks.ledger import LedgerHook
 
-    ledger = LedgerHook()
-    ledger.runs.clear_failure(ledger.runs.start(integration_id, _dag_run_id(context)), task)
+    with LedgerHook() as ledger:
+        ledger.runs.clear_failure(ledger.runs.start(integration_id, _dag_run_id(context)), task)
 
 
 def _note_failure(integration_id: int, context: dict[str, Any], task: str,
@@ -213,9 +215,9 @@ def _note_failure(integration_id: int, context: dict[str, Any], task: str,
     try:
         if isinstance(exc, NotFound):
             return  # no integration, no run row to write to
-        ledger = LedgerHook()
-        ledger.runs.note_failure(ledger.runs.start(integration_id, _dag_run_id(context)),
-                                task, str(exc))
+        with LedgerHook() as ledger:
+            ledger.runs.note_failure(ledger.runs.start(integration_id, _dag_run_id(context)),
+                                    task, str(exc))
     except Exception:  # noqa: BLE001 - the original failure is what the operator must see
         log.warning("Could not record the failure in the sync run", exc_info=True)
 

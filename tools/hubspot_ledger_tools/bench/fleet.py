@@ -27,6 +27,7 @@ import time
 from collections import Counter
 from typing import Any
 
+from hubspot_ledger import ledger_pool
 from hubspot_ledger.crypto import KEYS_ENV
 from hubspot_ledger_tools.bench import census, minimal
 from hubspot_ledger_tools.bench.environment import REQUEST_LOG_SIZE, bench_ledger
@@ -43,7 +44,8 @@ from hubspot_ledger_tools.sandbox.config import SandboxConfig
 from hubspot_ledger_tools.sandbox.testing import SandboxServer
 
 FIRST_PORTAL = 80_001
-CONNECTIONS_PER_TASK = 3  # a task's liveness lock, its writer's lock, one working session
+# The most ledger connections one task holds (the deals step: ledger_pool's slots of a task).
+CONNECTIONS_PER_TASK = ledger_pool.DEALS_STEP_SLOTS
 SYNC_TASKS = ("sync_invoices", "sync_products", "sync_companies", "sync_deals")
 DEPLOYMENT_ENV = ("AIRFLOW_CONN_LEDGER_DEFAULT", "AIRFLOW_CONN_HUBSPOT_DEFAULT", KEYS_ENV,
                   "HUBSPOT_LEDGER_INCREMENTAL_OVERLAP_SECONDS")
@@ -175,7 +177,8 @@ def _report(args: argparse.Namespace, count: int, parallelism: int,
     requests, sampler = fleet["requests"], fleet["sampler"]
     statuses = Counter(str(r["status"]) for r in requests)
     ratios = [r["floor_ratio"] for r in rows if r["floor_ratio"] is not None]
-    pool = parallelism * CONNECTIONS_PER_TASK
+    # The deployment's `hubspot_ledger` pool: what bounds the tasks' ledger connections.
+    pool = ledger_pool.pool_slots()
     return {
         "integrations": count, "scale": args.fleet_scale, "executor": "LocalExecutor",
         "parallelism": parallelism, "cutoff": args.cutoff.isoformat(),

@@ -171,7 +171,7 @@ def fleet_targets(fleet: dict[str, Any]) -> list[Target]:
         Target("fleet", "zero 429 responses", f"{fleet['throttled']:,}",
                fleet["throttled"] == 0),
         Target("fleet", "ledger connections ≤ the pool",
-               f"peak {links['peak']}, pool {links['pool']} ({fleet['parallelism']} task slots × "
+               f"peak {links['peak']}, pool {links['pool']} (a task takes up to "
                f"{links['connections_per_task']})", links["peak"] <= links["pool"]),
     ]
 
