@@ -208,3 +208,23 @@ def test_required_names_the_missing_property() -> None:
     with pytest.raises(BadValue) as err:
         deal.required("closedate", deal.close_date)
     assert err.value.message == "Deal 9: close date (closedate) is missing; set it in HubSpot"
+
+
+def test_the_extract_requests_the_name_every_typed_property_and_what_is_read_besides() -> None:
+    """PROPERTIES is derived from each record type's typed properties (Text, Number, Date), so
+    a property the map layer reads is requested from HubSpot by declaring it once."""
+    from hubspot_ledger.extract.models import Company, Deal, Invoice, LineItem, Product
+
+    assert set(Product.PROPERTIES) == {"name", "hs_sku", "description", "hs_product_type",
+                                       "price"}
+    assert set(Company.PROPERTIES) == {"name", "domain"}
+    assert set(Deal.PROPERTIES) == {"dealname", "dealstage", "closedate", "deal_currency_code",
+                                    "pipeline", "description"}
+    assert set(LineItem.PROPERTIES) == {
+        "name", "description", "hs_product_id", "hs_sku", "quantity", "price", "discount",
+        "hs_discount_percentage", "hs_line_item_currency_code", "amount",
+        "recurringbillingfrequency", "hs_recurring_billing_period",
+        "hs_recurring_billing_start_date"}
+    assert set(Invoice.PROPERTIES) == {"hs_number", "hs_invoice_date", "hs_due_date",
+                                       "hs_currency", "hs_invoice_status"}
+    assert len(LineItem.PROPERTIES) == len(set(LineItem.PROPERTIES))  # each requested once

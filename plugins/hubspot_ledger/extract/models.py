@@ -307,7 +307,10 @@ class HubSpotRecord(BaseModel):
     REMOTE_TYPE: ClassVar[RemoteType]
     LABEL: ClassVar[str] = "Record"
     NAME_PROPERTY: ClassVar[str | None] = None
-    PROPERTIES: ClassVar[tuple[str, ...]] = ()  # what the map layer reads (for the extract)
+    # What the map layer reads, which the extract requests: the name, every typed property
+    # (Text, Number, Date) and ALSO_READ, the properties it reads without one (set per class).
+    PROPERTIES: ClassVar[tuple[str, ...]] = ()
+    ALSO_READ: ClassVar[tuple[str, ...]] = ()
 
     id: str
     properties: dict[str, str | None] = {}
@@ -315,6 +318,13 @@ class HubSpotRecord(BaseModel):
     updated_at: dt.datetime | None = None
     archived: bool = False
     archived_at: dt.datetime | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        typed = [attr.prop for klass in reversed(cls.__mro__) for attr in vars(klass).values()
+                 if isinstance(attr, _Read)]
+        named = [cls.NAME_PROPERTY] if cls.NAME_PROPERTY else []
+        cls.PROPERTIES = tuple(dict.fromkeys([*named, *typed, *cls.ALSO_READ]))
 
     @field_validator("id", mode="before")
     @classmethod
@@ -440,7 +450,7 @@ class Product(HubSpotRecord):
     REMOTE_TYPE = RemoteType.PRODUCT
     LABEL = "Product"
     NAME_PROPERTY = "name"
-    PROPERTIES = ("name", "description", "hs_sku", "hs_product_type", "price")
+    ALSO_READ = ("price",)
 
     sku = Text("hs_sku")
     description = Text("description")
@@ -451,7 +461,7 @@ class Company(HubSpotRecord):
     REMOTE_TYPE = RemoteType.COMPANY
     LABEL = "Company"
     NAME_PROPERTY = "name"
-    PROPERTIES = ("name", "domain")  # plus the fields of company_to_customer.yaml
+    # Plus the fields of company_to_customer.yaml (maps.hubspot_properties).
 
     domain = Text("domain")
 
@@ -460,8 +470,7 @@ class Deal(HubSpotRecord):
     REMOTE_TYPE = RemoteType.DEAL
     LABEL = "Deal"
     NAME_PROPERTY = "dealname"
-    PROPERTIES = ("dealname", "dealstage", "pipeline", "closedate", "deal_currency_code",
-                  "description")
+    ALSO_READ = ("pipeline", "description")
 
     stage = Text("dealstage")
     close_date = Date("closedate")
@@ -476,11 +485,10 @@ class LineItem(HubSpotRecord):
     REMOTE_TYPE = RemoteType.LINE_ITEM
     LABEL = "Line item"
     NAME_PROPERTY = "name"
-    PROPERTIES = ("name", "description", "hs_product_id", "hs_sku", "quantity", "price",
-                  "discount", "hs_discount_percentage", "hs_line_item_currency_code", "amount",
-                  # a recurring term (issue 14, `--recognition hubspot-terms`)
-                  "recurringbillingfrequency", "hs_recurring_billing_period",
-                  "hs_recurring_billing_start_date")
+    ALSO_READ = ("amount",
+                 # a recurring term (issue 14, `--recognition hubspot-terms`)
+                 "recurringbillingfrequency", "hs_recurring_billing_period",
+                 "hs_recurring_billing_start_date")
 
     description = Text("description")
     product_id = Text("hs_product_id")
@@ -498,8 +506,7 @@ class Invoice(HubSpotRecord):
     REMOTE_TYPE = RemoteType.INVOICE
     LABEL = "Invoice"
     NAME_PROPERTY = "hs_number"
-    PROPERTIES = ("hs_number", "hs_invoice_date", "hs_due_date", "hs_currency",
-                  "hs_invoice_status")
+    ALSO_READ = ("hs_invoice_status",)
 
     number = Text("hs_number")
     invoice_date = Date("hs_invoice_date")

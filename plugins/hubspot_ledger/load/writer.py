@@ -108,6 +108,13 @@ class RecordWriter:
         self.integration_id = integration_id
         self.organization_id = organization_id
         self._locked: dict[int, list[LockedPeriod]] = {}
+        # The writer's statements take a page of records as arrays (= ANY, unnest). Planned
+        # once for all (a prepared statement's generic plan), they see neither the array's
+        # length nor the rows this run added since the table's statistics, and the lookup of
+        # a page's integration records filtered every record of the type against the array
+        # (0.2 s a page in a large first sync: the bench, with auto_explain). Plan each
+        # execution with its own values.
+        conn.execute("SET plan_cache_mode = force_custom_plan")
 
     # -- transactions -------------------------------------------------------------------
 
