@@ -19,7 +19,6 @@ What it measures, from observable state only:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
 import os
 import statistics
@@ -40,7 +39,6 @@ from hubspot_ledger_tools.deployment import (
     poll,
 )
 from hubspot_ledger_tools.fleet_portals import add_portals, connected_integration, dag_id
-from hubspot_ledger_tools.sandbox.config import SandboxConfig
 from hubspot_ledger_tools.sandbox.testing import SandboxServer
 
 FIRST_PORTAL = 80_001
@@ -52,10 +50,6 @@ DEPLOYMENT_ENV = ("AIRFLOW_CONN_LEDGER_DEFAULT", "AIRFLOW_CONN_HUBSPOT_DEFAULT",
 # The sandbox's latency model (issue 12, item 1) is another piece of work: when the sandbox
 # has the switch and the bench a `--latency` option, the fleet passes it through; until then
 # the fleet runs at the sandbox's own speed and the report says so.
-NO_LATENCY_NOTE = ("no latency model (TODO: the sandbox has no latency switch yet): it answers "
-                   "in milliseconds, so each portal's floor is its rate-limit floor alone")
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fleet-integrations", type=int, default=20,
                         help="fleet phase: integrations synced at once, each its own portal")
@@ -68,18 +62,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def latency_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """The bench's latency switch for the sandbox, when both have one."""
-    on = getattr(args, "latency", None)
-    if on is None or "latency" not in {f.name for f in dataclasses.fields(SandboxConfig)}:
-        return {}
-    return {"latency": bool(on)}
+    """The bench's latency switch (`--latency`, on by default), for each portal's sandbox."""
+    return {"latency": bool(getattr(args, "latency", True))}
 
 
 def latency_note(args: argparse.Namespace) -> str:
-    settings = latency_settings(args)
-    if not settings:
-        return NO_LATENCY_NOTE
-    return "the sandbox's latency model" if settings["latency"] else "off (--no-latency)"
+    on = latency_settings(args)["latency"]
+    return "the sandbox's latency model" if on else "off (--no-latency)"
 
 
 def say(message: str) -> None:
