@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -176,9 +177,17 @@ def _draft(tally: Tally, build: Callable[..., D], *args: Any, **kwargs: Any) -> 
 
 
 def sync_products(ctx: StepContext) -> dict[str, int]:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="products-early") as early:
+        return _sync_products(ctx, early)
+
+
+def _sync_products(ctx: StepContext, early: Executor) -> dict[str, int]:
     tally = Tally("products")
     seen: set[str] = set()
     retry: set[str] = set()
+    # EARLY_READS: the archived products, read beside the search of changed ones.
+    archived = (early.submit(_listed, reads.archived_products, ctx.hook, ctx.window)
+                if ctx.window is not None else None)
     for page in prefetch(reads.products(ctx.hook, ctx.window)):
         seen.update(str(r.get("id", "")) for r in page)
         _load_products(ctx, tally, page)
@@ -188,7 +197,8 @@ def sync_products(ctx: StepContext) -> dict[str, int]:
         # them (DESIGN "archived products").
         failing = set(problems.open_ids(ctx.writer.conn, ctx.integration.id,
                                         RemoteType.PRODUCT.value))
-        for page in reads.archived_products(ctx.hook, ctx.window):
+        assert archived is not None
+        for page in archived.result():
             ids = [str(r.get("id", "")) for r in page]
             mapped = ctx.writer.mapped(RemoteType.PRODUCT, ids)
             fresh = [r for r in page if str(r.get("id", "")) in mapped
@@ -251,6 +261,18 @@ def _open(ctx: StepContext, remote_type: RemoteType) -> list[str]:
     every = ctx.window is None or remote_type is RemoteType.COMPANY
     return problems.open_ids(ctx.writer.conn, ctx.integration.id, remote_type.value,
                              every=every)
+
+
+# EARLY_READS: in an incremental run a step reads little, so HubSpot's latency, not its rate
+# budget, sets its time; the reads that depend on nothing else the step reads start with the
+# step, in a thread of its own, instead of after the search (a run with nothing new: 11 requests
+# one after another). Each step's pool waits for them before the step ends.
+
+
+def _listed(pages: Callable[..., Iterable[list[dict[str, Any]]]], *args: Any
+            ) -> list[list[dict[str, Any]]]:
+    """All the pages of a listing, read in the calling thread."""
+    return list(pages(*args))
 
 
 def _line_changes(ctx: StepContext) -> tuple[list[str], list[str]]:
@@ -505,11 +527,21 @@ def _staged_companies(staging: Staging, run_id: int, ids: Iterable[str]
 
 
 def sync_invoices(ctx: StepContext) -> dict[str, int]:
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="invoices-early") as early:
+        return _sync_invoices(ctx, early)
+
+
+def _sync_invoices(ctx: StepContext, early: Executor) -> dict[str, int]:
     tally = Tally("invoices")
     cutoff = ctx.integration.cutoff_date
     seen: set[str] = set()
     retry = set(_open(ctx, RemoteType.INVOICE))
     lost: set[str] = set()
+    # EARLY_READS: the line items changed and deleted, and the invoices archived, in the
+    # window, read beside the search of changed invoices.
+    line_changes = early.submit(_line_changes, ctx) if ctx.window is not None else None
+    archived = (early.submit(reads.archived_in, ctx.hook, RemoteType.INVOICE, ctx.window)
+                if ctx.window is not None else None)
     if ctx.window is None:
         pages = reads.invoices(ctx.hook, cutoff)
     else:
@@ -520,16 +552,16 @@ def sync_invoices(ctx: StepContext) -> dict[str, int]:
         seen.update(str(r.get("id", "")) for r in chunk)
         _load_invoices(ctx, tally, chunk, lines, found)
     owners = retry - seen
-    if ctx.window is not None:
-        changed_lines, deleted_lines = _line_changes(ctx)
+    if line_changes is not None:
+        changed_lines, deleted_lines = line_changes.result()
         owners |= reads.owners_of_lines(ctx.hook, RemoteType.INVOICE, changed_lines)
         owners |= _owners_of_deleted_lines(ctx, RemoteType.INVOICE, deleted_lines)
     for page in reads.raw_by_id(ctx.hook, RemoteType.INVOICE, owners - seen):
         page = reads.qualifying_invoices(page, cutoff)
         seen.update(str(r.get("id", "")) for r in page)
         _load_invoices(ctx, tally, page)
-    if ctx.window is not None:
-        lost |= reads.archived_in(ctx.hook, RemoteType.INVOICE, ctx.window)
+    if archived is not None:
+        lost |= archived.result()
     else:
         lost |= set(ctx.writer.live_documents(RemoteType.INVOICE))
     _void_lost(ctx, tally, RemoteType.INVOICE, (lost | retry) - seen)
