@@ -191,13 +191,12 @@ def _sync_products(ctx: StepContext, early: Executor) -> dict[str, int]:
     for page in prefetch(reads.products(ctx.hook, ctx.window)):
         seen.update(str(r.get("id", "")) for r in page)
         _load_products(ctx, tally, page)
-    if ctx.window is not None:
+    if archived is not None:
         # Archived in the window, so search missed them: the items they have take their last
         # values (an edit just before the archive); the others get theirs when a line sells
         # them (DESIGN "archived products").
         failing = set(problems.open_ids(ctx.writer.conn, ctx.integration.id,
                                         RemoteType.PRODUCT.value))
-        assert archived is not None
         for page in archived.result():
             ids = [str(r.get("id", "")) for r in page]
             mapped = ctx.writer.mapped(RemoteType.PRODUCT, ids)
