@@ -121,9 +121,11 @@ def test_two_organizations_syncing_at_once_never_touch_each_others_rows(
 
 def _write_lock_holders(conn: psycopg.Connection, integration_id: int) -> list[int]:
     """Backend pids holding the integration's write lock ("HSLG", integration id), as
-    PostgreSQL sees it."""
+    PostgreSQL sees it in this ledger database (pg_locks shows every database's locks: the
+    other test workers' ledgers have integrations of the same ids)."""
     return [int(r[0]) for r in conn.execute(
         "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
         "AND classid = x'48534C47'::int::oid AND objid = %s::oid AND objsubid = 2",
         [integration_id]).fetchall()]
 
