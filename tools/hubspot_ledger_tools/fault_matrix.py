@@ -190,12 +190,16 @@ def _ledger_restart(env: Env) -> tuple[bool, list[str]]:
                 time.sleep(0.05)
 
     killer = threading.Thread(target=kill_connections, daemon=True)
+    # A small portal's deals step takes about 0.1 s, less than the killer may need to see it
+    # start: slowed reads keep it writing while the connections drop.
+    env.sandbox.set_faults([{"action": "delay", "delay": 0.15}])
     killer.start()
     try:
         ok, seen = sync(env.integration_id)
     finally:
         stop.set()
         killer.join(timeout=10)
+        env.sandbox.clear_faults()
     if not seen:
         return False, ["the ledger connections were never dropped"]
     return ok, seen

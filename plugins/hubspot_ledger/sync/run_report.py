@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+import psycopg
+import tenacity
 
 from hubspot_ledger.hooks.ledger import LedgerHook
 from hubspot_ledger.load.records import SyncRunStatus
 from hubspot_ledger.load.writer import Change
 
 STEP_ORDER = ("invoices", "products", "companies", "deals")
+# The report task has no Airflow retries (it fails the DAG run on purpose when a step failed),
+# so a ledger connection lost while it settles (a restart, a fail-over) is retried here, on a
+# new connection: settling is idempotent. Without it, a run whose every step landed would end
+# failed and its row stay "running" until the next run.
+SETTLE_ATTEMPTS = 4
+
+log = logging.getLogger(__name__)
 
 
 def settle_run(integration_id: int, dag_run_id: str, *, ledger: LedgerHook | None = None
@@ -16,8 +27,16 @@ def settle_run(integration_id: int, dag_run_id: str, *, ledger: LedgerHook | Non
     """Finish the run's row (success only when every expected step recorded its counts and
     none failed) and clear its staging. Returns (succeeded, report text)."""
     if ledger is None:
-        with LedgerHook() as own:
-            return settle_run(integration_id, dag_run_id, ledger=own)
+        for attempt in tenacity.Retrying(
+                retry=tenacity.retry_if_exception_type(psycopg.OperationalError),
+                wait=tenacity.wait_exponential(multiplier=0.5, max=5),
+                stop=tenacity.stop_after_attempt(SETTLE_ATTEMPTS), reraise=True,
+                before_sleep=lambda state: log.warning(
+                    "Lost the ledger connection while settling the run (%s); trying again",
+                    type(state.outcome.exception()).__name__ if state.outcome else "?")):
+            with attempt, LedgerHook() as own:
+                return settle_run(integration_id, dag_run_id, ledger=own)
+        raise AssertionError("unreachable: the last try re-raises")
     run_id = ledger.runs.start(integration_id, dag_run_id)
     run = ledger.runs.get(run_id)
     counts: dict[str, dict[str, int]] = run["counts"] or {}
