@@ -8,10 +8,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-import time
 
 import psycopg
 import pytest
+from support import wait_until
 
 from hubspot_ledger.hooks.ledger import LedgerHook
 from hubspot_ledger.sync.run_report import settle_run
@@ -44,10 +44,8 @@ def test_a_connection_dropped_while_settling_is_retried_and_the_run_succeeds(
         blocker.execute("SELECT 1 FROM ledger.sync_runs WHERE id = %s FOR UPDATE", [run_id])
         settling = threading.Thread(target=lambda: result.append(_settle(integration_id)))
         settling.start()
-        deadline = time.monotonic() + 20
-        while (pid := _waiting_backend(ledger)) is None:
-            assert time.monotonic() < deadline, "the report never reached the run's row"
-            time.sleep(0.05)
+        pid = wait_until(lambda: _waiting_backend(ledger), timeout=20,
+                         what="the report's connection waiting on the run's row")
         ledger.execute("SELECT pg_terminate_backend(%s)", [pid])
         blocker.rollback()
     settling.join(timeout=60)
