@@ -36,12 +36,11 @@ class QueuedRun(BaseModel):
     state: str = Field(description="`queued`: the scheduler starts it")
 
 
-class SettingsUpdate(BaseModel):
-    """Partial: a field left out (or null) keeps its saved value. Accounts are named by their
-    code and the company by its name, in the integration's organization. The account fields
-    are those of `integration_settings.ACCOUNTS` (a test keeps them in step)."""
-
-    model_config = ConfigDict(extra="forbid")
+class _SettingFields(BaseModel):
+    """The settings a person chooses, as the API names them: accounts by their code and the
+    company by its name, in the integration's organization; null when unset (or pointing at a
+    deleted record). The account fields are those of `integration_settings.ACCOUNTS` (a test
+    keeps them in step)."""
 
     ar_account: str | None = None
     deferred_revenue_account: str | None = None
@@ -49,6 +48,13 @@ class SettingsUpdate(BaseModel):
     income_account: str | None = None
     clearing_account: str | None = None
     company: str | None = None
+
+
+class SettingsUpdate(_SettingFields):
+    """Partial: a field left out (or null) keeps its saved value."""
+
+    model_config = ConfigDict(extra="forbid")
+
     sync_invoices: bool | None = None
     schedule: str | None = Field(
         None, description="the DAG's cron schedule in UTC ('0 * * * *', or @hourly, @daily…); "
@@ -60,14 +66,8 @@ class SettingsUpdate(BaseModel):
     recognition: str | None = Field(None, max_length=40)
 
 
-class Settings(BaseModel):
+class Settings(_SettingFields):
     integration_id: int
-    ar_account: str | None
-    deferred_revenue_account: str | None
-    expense_account: str | None
-    income_account: str | None
-    clearing_account: str | None
-    company: str | None
     sync_invoices: bool
     schedule: str | None = Field(None, description="the DAG's cron schedule (UTC); the DAG "
                                                    "follows a change at its next parse")

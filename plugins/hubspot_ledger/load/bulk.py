@@ -23,41 +23,31 @@ from psycopg import sql
 
 @dataclass(frozen=True)
 class Table:
-    """A ledger table as the bulk statements write it: its columns (beyond id and
-    organization_id) with the SQL types their arrays are cast to."""
+    """A ledger table as the bulk statements write it: its columns beyond id and
+    organization_id. Their types are the ledger's own (the scratch table is made from it)."""
 
     name: str
-    columns: tuple[tuple[str, str], ...]
-
-    @property
-    def names(self) -> list[str]:
-        return [c for c, _ in self.columns]
+    columns: tuple[str, ...]
 
 
 CUSTOMERS = Table("customers", (
-    ("name", "text"), ("customer_type", "text"), ("email", "text"), ("phone", "text"),
-    ("website", "text"), ("address_line1", "text"), ("address_line2", "text"), ("city", "text"),
-    ("state", "text"), ("postal_code", "text"), ("country", "text")))
+    "name", "customer_type", "email", "phone", "website", "address_line1", "address_line2",
+    "city", "state", "postal_code", "country"))
 ITEMS = Table("items", (
-    ("sku", "text"), ("name", "text"), ("description", "text"), ("item_type", "text"),
-    ("income_account_id", "bigint"), ("expense_account_id", "bigint"),
-    ("deferred_revenue_account_id", "bigint")))
+    "sku", "name", "description", "item_type", "income_account_id", "expense_account_id",
+    "deferred_revenue_account_id"))
 CONTRACTS = Table("contracts", (
-    ("company_id", "bigint"), ("customer_id", "bigint"), ("status", "text"), ("name", "text"),
-    ("memo", "text"), ("currency", "text"), ("contract_date", "date"),
-    ("total_amount", "numeric")))
+    "company_id", "customer_id", "status", "name", "memo", "currency", "contract_date",
+    "total_amount"))
 OBLIGATIONS = Table("performance_obligations", (
-    ("contract_id", "bigint"), ("item_id", "bigint"), ("description", "text"),
-    ("quantity", "numeric"), ("unit_price", "numeric"), ("discount_percent", "numeric"),
-    ("discount_amount", "numeric"), ("amount", "numeric"), ("recognition_strategy", "text"),
-    ("service_start_date", "date"), ("service_end_date", "date")))
+    "contract_id", "item_id", "description", "quantity", "unit_price", "discount_percent",
+    "discount_amount", "amount", "recognition_strategy", "service_start_date",
+    "service_end_date"))
 INVOICES = Table("invoices", (
-    ("company_id", "bigint"), ("customer_id", "bigint"), ("status", "text"), ("number", "text"),
-    ("invoice_date", "date"), ("due_date", "date"), ("currency", "text"),
-    ("total_amount", "numeric")))
+    "company_id", "customer_id", "status", "number", "invoice_date", "due_date", "currency",
+    "total_amount"))
 INVOICE_LINES = Table("invoice_lines", (
-    ("invoice_id", "bigint"), ("item_id", "bigint"), ("description", "text"),
-    ("quantity", "numeric"), ("unit_price", "numeric"), ("amount", "numeric")))
+    "invoice_id", "item_id", "description", "quantity", "unit_price", "amount"))
 
 
 def allocate_ids(conn: psycopg.Connection[Any], table: Table, count: int) -> list[int]:
@@ -76,12 +66,11 @@ def _load(conn: psycopg.Connection[Any], table: Table, ids: Sequence[int],
     PostgreSQL for a page of rows; the scratch table lives as long as the connection, and
     keeps nothing past the transaction (ON COMMIT DELETE ROWS)."""
     scratch = sql.Identifier(f"load_{table.name}")
-    columns = sql.SQL(", ").join(
-        sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t))
-        for c, t in (("id", "bigint"), *table.columns))
+    columns = sql.SQL(", ").join(map(sql.Identifier, ("id", *table.columns)))
     # One round trip: no parameters, so psycopg may send both statements at once.
-    conn.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {t} ({cols}) ON COMMIT DELETE ROWS; "
-                         "DELETE FROM {t}").format(t=scratch, cols=columns))
+    conn.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {t} ON COMMIT DELETE ROWS AS "
+                         "SELECT {cols} FROM ledger.{table} WITH NO DATA; DELETE FROM {t}"
+                         ).format(t=scratch, cols=columns, table=sql.Identifier(table.name)))
     with conn.cursor().copy(sql.SQL("COPY {} FROM STDIN").format(scratch)) as copy:
         for local_id, row in zip(ids, rows, strict=True):
             copy.write_row((local_id, *row))
@@ -95,7 +84,7 @@ def insert_rows(conn: psycopg.Connection[Any], table: Table, organization_id: in
     if not ids:
         return ids
     scratch = _load(conn, table, ids, rows)
-    names = sql.SQL(", ").join(map(sql.Identifier, table.names))
+    names = sql.SQL(", ").join(map(sql.Identifier, table.columns))
     conn.execute(sql.SQL(
         "INSERT INTO ledger.{table} (id, organization_id, {cols}) OVERRIDING SYSTEM VALUE "
         "SELECT id, %s, {cols} FROM {scratch}"
@@ -111,7 +100,7 @@ def update_rows(conn: psycopg.Connection[Any], table: Table, organization_id: in
     if not ids:
         return
     scratch = _load(conn, table, ids, rows)
-    cols = [sql.Identifier(c) for c in table.names]
+    cols = [sql.Identifier(c) for c in table.columns]
     conn.execute(sql.SQL(
         "UPDATE ledger.{table} AS t SET {sets} FROM {scratch} AS v "
         "WHERE t.id = v.id AND t.organization_id = %s AND ({old}) IS DISTINCT FROM ({new})"

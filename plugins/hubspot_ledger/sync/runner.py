@@ -12,6 +12,7 @@ import datetime as dt
 import logging
 import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from hubspot_ledger.backfill_windows import BEGINNING, reach
@@ -52,6 +53,9 @@ STEPS: dict[str, Callable[[steps.StepContext], dict[str, int]]] = {
 STEP_TYPE = {"invoices": RemoteType.INVOICE, "products": RemoteType.PRODUCT,
              "companies": RemoteType.DEAL, "deals": RemoteType.DEAL}
 COMPLETES = {"invoices", "products", "deals"}
+# A step's early reads (steps.StepContext.early): the invoices step starts two, the products
+# step one; threads start only when a step submits a read.
+EARLY_READ_THREADS = 2
 
 
 def _decide(ledger: LedgerHook, integration: Integration, remote_type: RemoteType,
@@ -151,11 +155,13 @@ def run_step(step: str, integration_id: int, dag_run_id: str, *, full_refresh: b
                  step, integration.id, integration.organization_name, integration.remote_id,
                  integration.cutoff_date)
         try:
-            with ledger.writer(integration_id, dag_run_id) as writer:
+            with ledger.writer(integration_id, dag_run_id) as writer, ThreadPoolExecutor(
+                    max_workers=EARLY_READ_THREADS, thread_name_prefix=f"{step}-early") as early:
                 counts = STEPS[step](steps.StepContext(
                     integration=integration, settings=settings, mapping=mapping, hook=hook,
-                    writer=writer, run_id=run_id, window=reads, connect=ledger.new_connection,
-                    retry_open=window is None, runs=ledger.runs, named_deals=named))
+                    writer=writer, run_id=run_id, connect=ledger.new_connection, early=early,
+                    window=reads, retry_open=window is None, runs=ledger.runs,
+                    named_deals=named))
         finally:
             limiter.close()
             hook.close()

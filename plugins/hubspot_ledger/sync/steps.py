@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor
 from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -86,6 +86,9 @@ class StepContext:
     writer: LedgerWriter
     run_id: int
     connect: Callable[[], Any]  # a new ledger connection (the read-ahead thread's own)
+    # EARLY_READS: threads for the reads a step starts at its start, beside its first search
+    # (they depend on nothing else it reads); the runner owns them for the step's lifetime.
+    early: Executor
     # Incremental and backfill runs read what HubSpot modified in this window; None: all.
     window: reads.Window | None = None
     # Read the records with open problems again (every run but a backfill window: each window
@@ -177,16 +180,11 @@ def _draft(tally: Tally, build: Callable[..., D], *args: Any, **kwargs: Any) -> 
 
 
 def sync_products(ctx: StepContext) -> dict[str, int]:
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="products-early") as early:
-        return _sync_products(ctx, early)
-
-
-def _sync_products(ctx: StepContext, early: Executor) -> dict[str, int]:
     tally = Tally("products")
     seen: set[str] = set()
     retry: set[str] = set()
     # EARLY_READS: the archived products, read beside the search of changed ones.
-    archived = (early.submit(_listed, reads.archived_products, ctx.hook, ctx.window)
+    archived = (ctx.early.submit(_listed, reads.archived_products, ctx.hook, ctx.window)
                 if ctx.window is not None else None)
     for page in prefetch(reads.products(ctx.hook, ctx.window)):
         seen.update(str(r.get("id", "")) for r in page)
@@ -526,11 +524,6 @@ def _staged_companies(staging: Staging, run_id: int, ids: Iterable[str]
 
 
 def sync_invoices(ctx: StepContext) -> dict[str, int]:
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="invoices-early") as early:
-        return _sync_invoices(ctx, early)
-
-
-def _sync_invoices(ctx: StepContext, early: Executor) -> dict[str, int]:
     tally = Tally("invoices")
     cutoff = ctx.integration.cutoff_date
     seen: set[str] = set()
@@ -538,8 +531,8 @@ def _sync_invoices(ctx: StepContext, early: Executor) -> dict[str, int]:
     lost: set[str] = set()
     # EARLY_READS: the line items changed and deleted, and the invoices archived, in the
     # window, read beside the search of changed invoices.
-    line_changes = early.submit(_line_changes, ctx) if ctx.window is not None else None
-    archived = (early.submit(reads.archived_in, ctx.hook, RemoteType.INVOICE, ctx.window)
+    line_changes = ctx.early.submit(_line_changes, ctx) if ctx.window is not None else None
+    archived = (ctx.early.submit(reads.archived_in, ctx.hook, RemoteType.INVOICE, ctx.window)
                 if ctx.window is not None else None)
     if ctx.window is None:
         pages = reads.invoices(ctx.hook, cutoff)
