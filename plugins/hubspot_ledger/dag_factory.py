@@ -90,10 +90,10 @@ DEFAULT_ARGS = {
 BRANCH_TASK = "branch_on_sync_invoices"
 # Task ids are the names of their bodies in hubspot_ledger.sync.tasks.
 STEPS = ("validate_setup", "refresh_token", tasks.INVOICES_TASK, tasks.PRODUCTS_TASK,
-         "sync_companies", "sync_deals", "report")
+         tasks.COMPANIES_TASK, tasks.DEALS_TASK, "report")
 # The steps that read HubSpot and write the ledger: the long time-out, and the pool slots of
 # the ledger connections they hold (ledger_pool).
-SYNC_STEPS = (tasks.INVOICES_TASK, tasks.PRODUCTS_TASK, "sync_companies", "sync_deals")
+SYNC_STEPS = (tasks.INVOICES_TASK, tasks.PRODUCTS_TASK, tasks.COMPANIES_TASK, tasks.DEALS_TASK)
 STEP_OVERRIDES: dict[str, dict[str, Any]] = {
     "validate_setup": {"retries": 0},  # a setup problem needs a person, not a retry
     tasks.PRODUCTS_TASK: {"trigger_rule": "none_failed_min_one_success"},
@@ -264,9 +264,9 @@ def build_dag(integration: IntegrationSummary) -> DAG:
         # The branch picks sync_invoices and sync_products, or sync_products alone (R-SYNC-3);
         # products then waits for invoices whenever they run, keeping the fixed order (R-SYNC-2).
         step["validate_setup"] >> step["refresh_token"] >> branch
-        branch >> [step["sync_invoices"], step["sync_products"]]
-        chain(step["sync_invoices"], step["sync_products"], step["sync_companies"],
-              step["sync_deals"], step["report"])
+        branch >> [step[tasks.INVOICES_TASK], step[tasks.PRODUCTS_TASK]]
+        chain(step[tasks.INVOICES_TASK], step[tasks.PRODUCTS_TASK], step[tasks.COMPANIES_TASK],
+              step[tasks.DEALS_TASK], step["report"])
     return dag
 
 

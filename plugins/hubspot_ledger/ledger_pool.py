@@ -21,6 +21,8 @@ import logging
 import os
 from pathlib import Path
 
+from hubspot_ledger.sync.tasks import DEALS_TASK
+
 log = logging.getLogger(__name__)
 
 POOL_NAME = "hubspot_ledger"
@@ -35,7 +37,6 @@ SLOTS_ENV = "HUBSPOT_LEDGER_POOL_SLOTS"
 LIGHT_STEP_SLOTS = 2
 SYNC_STEP_SLOTS = 4
 DEALS_STEP_SLOTS = 5
-DEALS_TASK = "sync_deals"
 
 # 50 slots = 10 deals steps, or 12 other sync steps, at once. PostgreSQL's default
 # max_connections is 100 with 3 kept for superusers, so about 47 stay free for the api-server's

@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 INVOICES_TASK = "sync_invoices"
 PRODUCTS_TASK = "sync_products"
+COMPANIES_TASK = "sync_companies"
+DEALS_TASK = "sync_deals"
 
 R = TypeVar("R")
 
