@@ -310,7 +310,7 @@ def _add_schedule_and_backfill_verbs(verbs: argparse._SubParsersAction[_Parser],
     run.add_argument("--max-active-runs", type=int, default=1,
                      help="windows run side by side; default 1: a window writes under the "
                           "integration's write lock, which a second one finds busy (its task "
-                          "then ends and Airflow retries it later)")
+                          "then gives its worker back and is rescheduled)")
     run.add_argument("--no-wait", action="store_true",
                      help="return once the runs are queued instead of following them")
 

@@ -66,6 +66,7 @@ def stack_env(home: Path, ledger_uri: str, sandbox: SandboxServer, port: int,
         "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         "HUBSPOT_LEDGER_RETRY_DELAY_SECONDS": "1",
+        "HUBSPOT_LEDGER_BUSY_DELAY_SECONDS": "2",
         # Two CPUs shared with other work: the task runners wait longer for the api-server.
         "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
         "AIRFLOW__WORKERS__EXECUTION_API_RETRIES": "10",

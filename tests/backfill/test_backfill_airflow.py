@@ -114,7 +114,10 @@ def test_a_backfill_from_the_cutoff_runs_by_month_and_equals_a_full_sync(
         deployment: tuple[Stack, psycopg.Connection, int, int]) -> None:
     stack, conn, integration_id, full = deployment
     full_sync(full)
-    done = stack.cli("backfill", "--integration", str(integration_id), "--unpause")
+    # Ten windows side by side, as the UI's backfill form runs them by default: they take turns
+    # at the write lock (rescheduled, not retried), and every one lands.
+    done = stack.cli("backfill", "--integration", str(integration_id), "--unpause",
+                     "--max-active-runs", "10")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     # 2024-01 … 2026-11: every month from the cutoff's that has ended (today is in 2026-12, the
     # current month is read by the latest window up to now).
@@ -134,6 +137,11 @@ def test_a_backfill_from_the_cutoff_runs_by_month_and_equals_a_full_sync(
     assert modes == [("window", "success", runs)]
     assert _airflow_rows(stack, "SELECT count(*) FROM dag_run WHERE run_type = 'backfill' "
                                 "AND state = 'success'") == runs
+    # Windows met each other at the lock, and waited their turn without using a retry.
+    assert _airflow_rows(stack, "SELECT count(*) FROM task_reschedule") > 0
+    assert _airflow_rows(stack, "SELECT count(*) FROM task_instance ti JOIN dag_run r "
+                                "ON r.run_id = ti.run_id AND r.dag_id = ti.dag_id "
+                                "WHERE r.run_type = 'backfill' AND ti.try_number > 1") == 0
     problems = differences(view(conn, integration_id), view(conn, full))
     assert problems == []
     assert view(conn, integration_id)["contracts"], "the portal has no contract to compare"

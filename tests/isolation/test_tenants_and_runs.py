@@ -164,7 +164,8 @@ def test_a_second_run_of_one_integration_fails_fast_and_its_retry_writes(
         # It did not wait: the first writer holds the lock still, and alone.
         assert _write_lock_holders(conn, a) == [holder]
         assert str(busy.value) == (f"another run of integration {a} is writing (dag run "
-                                   "first-run); this try ends and Airflow retries it")
+                                   "first-run); this step gives its worker back and runs again "
+                                   "once that run has written")
         assert _items_of(conn, a) == 0
         failures = conn.execute("SELECT failures FROM ledger.sync_runs WHERE "
                                 "integration_id = %s AND dag_run_id = 'second-run'",

@@ -96,8 +96,8 @@ class Locks(Repository):
 
         Never waits: when another run of the integration holds it, this raises
         `LedgerBusyError` naming that run at once, so the task gives its worker slot back and
-        Airflow's retries (with back-off) try again later, instead of a task holding a slot
-        while it waits. A connection of its own, on purpose: the lock lives as long as this
+        Airflow runs it again later (sync.tasks reschedules it), instead of a task holding a
+        slot while it waits. A connection of its own, on purpose: the lock lives as long as this
         block, and the writer's page transactions on it never mix with the hook's short
         commits (token refreshes from the read-ahead threads, run bookkeeping).
         """
@@ -132,4 +132,5 @@ def _release(conn: psycopg.Connection[Any], unlock: str, params: Any) -> None:
 
 def _busy(integration_id: int, holder: str) -> LedgerBusyError:
     return LedgerBusyError(f"another run of integration {integration_id} is writing (dag run "
-                           f"{holder}); this try ends and Airflow retries it")
+                           f"{holder}); this step gives its worker back and runs again "
+                           "once that run has written")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import os
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
@@ -224,9 +225,29 @@ def _note_failure(integration_id: int, context: dict[str, Any], task: str,
         log.warning("Could not record the failure in the sync run", exc_info=True)
 
 
+def busy_delay() -> dt.timedelta:
+    """How long a step that found another run of its integration writing gives back its worker
+    before it tries again."""
+    return dt.timedelta(seconds=float(os.environ.get("HUBSPOT_LEDGER_BUSY_DELAY_SECONDS", "30")))
+
+
+def _wait_for_the_writer(busy: Exception) -> NoReturn:
+    """Another run of the integration is writing: backfill windows side by side (the UI's
+    backfill form runs 10 at once unless told otherwise), or a `hubspot-ledger sync` beside a
+    scheduled run. The lock never waits; the task is rescheduled instead, giving its worker
+    slot back. A reschedule is not a failed try, so waiting for one's turn never uses up the
+    retries that HubSpot's outages need; the DAG run's time-out still bounds it."""
+    from airflow.sdk.exceptions import AirflowRescheduleException
+
+    when = dt.datetime.now(dt.UTC) + busy_delay()
+    log.info("%s; rescheduled for %s", busy, when.isoformat(timespec="seconds"))
+    raise AirflowRescheduleException(when) from None
+
+
 def _run_step(step: str, integration_id: int, context: dict[str, Any]) -> None:
     """One sync step under the integration's write lock; its counts go to the run's row."""
     from hubspot_ledger.hooks.hubspot import HubSpotError
+    from hubspot_ledger.load.errors import LedgerBusyError
     from hubspot_ledger.sync.runner import run_step
 
     params = context.get("params") or {}
@@ -241,6 +262,8 @@ def _run_step(step: str, integration_id: int, context: dict[str, Any]) -> None:
                           full_refresh=bool(params.get("full_refresh", False)), window=window)
     except (SetupIncomplete, ReconnectRequired, NotFound) as exc:
         _fail_without_retry(exc)
+    except LedgerBusyError as exc:
+        _wait_for_the_writer(exc)
     except HubSpotError as exc:
         # Raised after the hook's own retries; Airflow's task retries get another go.
         log.error("%s", exc)
