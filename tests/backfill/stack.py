@@ -23,7 +23,6 @@ from pathlib import Path
 import psycopg
 import requests
 from api.helpers import AIRFLOW, api_env, free_port, stop, tail  # tests/api
-from conftest import PG_ADMIN_URI
 from psycopg import sql
 
 from hubspot_ledger.crypto import KEYS_ENV
@@ -66,7 +65,7 @@ def stack_env(home: Path, ledger_uri: str, sandbox: SandboxServer, port: int,
         "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         "HUBSPOT_LEDGER_RETRY_DELAY_SECONDS": "1",
-        "HUBSPOT_LEDGER_BUSY_DELAY_SECONDS": "2",
+        "HUBSPOT_LEDGER_BUSY_DELAY_SECONDS": "5",
         # Two CPUs shared with other work: the task runners wait longer for the api-server.
         "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
         "AIRFLOW__WORKERS__EXECUTION_API_RETRIES": "10",
@@ -77,16 +76,17 @@ def stack_env(home: Path, ledger_uri: str, sandbox: SandboxServer, port: int,
 
 
 @contextmanager
-def metadata_database() -> Iterator[str]:
-    """A PostgreSQL database of its own for Airflow's metadata, dropped afterwards."""
+def metadata_database(ledger_uri: str) -> Iterator[str]:
+    """A PostgreSQL database of its own for Airflow's metadata, on the ledger's server, dropped
+    afterwards."""
     name = f"airflow_backfill_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    with psycopg.connect(PG_ADMIN_URI, autocommit=True) as admin:
+    server = ledger_uri.rsplit("/", 1)[0]
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
-        yield "postgresql+psycopg://" + PG_ADMIN_URI.split("://", 1)[1].rsplit("/", 1)[0] \
-            + f"/{name}"
+        yield "postgresql+psycopg://" + server.split("://", 1)[1] + f"/{name}"
     finally:
-        with psycopg.connect(PG_ADMIN_URI, autocommit=True) as admin:
+        with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
                 sql.Identifier(name)))
 

@@ -109,7 +109,7 @@ def test_a_deal_won_in_hubspot_lands_through_its_webhook_and_a_burst_is_one_run(
         save_schedule(integration_id, "0 0 1 1 *")
         _portal(sb)
         dag_id = dag_id_for(integration_id)
-        with metadata_database() as metadata, airflow_stack(
+        with metadata_database(ledger_db) as metadata, airflow_stack(
                 home, ledger_db, sb, metadata,
                 {"AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "True"}) as stack:
             parsed = stack.airflow("dags", "reserialize")
