@@ -9,15 +9,17 @@ import psycopg
 import tenacity
 
 from hubspot_ledger.hooks.ledger import LedgerHook
+from hubspot_ledger.load.errors import LedgerUnavailableError
 from hubspot_ledger.load.records import SyncRunStatus
 from hubspot_ledger.load.writer import Change
 
 STEP_ORDER = ("invoices", "products", "companies", "deals")
 # The report task has no Airflow retries (it fails the DAG run on purpose when a step failed),
 # so a ledger connection lost while it settles (a restart, a fail-over) is retried here, on a
-# new connection: settling is idempotent. Without it, a run whose every step landed would end
+# new connection, 0.5 s, 1 s, 2 s, 4 s and 5 s apart: a restarting server has about 12 s to
+# come back. Settling is idempotent. Without it, a run whose every step landed would end
 # failed and its row stay "running" until the next run.
-SETTLE_ATTEMPTS = 4
+SETTLE_ATTEMPTS = 6
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +30,9 @@ def settle_run(integration_id: int, dag_run_id: str, *, ledger: LedgerHook | Non
     none failed) and clear its staging. Returns (succeeded, report text)."""
     if ledger is None:
         for attempt in tenacity.Retrying(
-                retry=tenacity.retry_if_exception_type(psycopg.OperationalError),
+                # A dropped session, or a server still restarting when reconnecting.
+                retry=tenacity.retry_if_exception_type(
+                    (psycopg.OperationalError, LedgerUnavailableError)),
                 wait=tenacity.wait_exponential(multiplier=0.5, max=5),
                 stop=tenacity.stop_after_attempt(SETTLE_ATTEMPTS), reraise=True,
                 before_sleep=lambda state: log.warning(
